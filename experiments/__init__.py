@@ -1,0 +1,1 @@
+"""Experiments that regenerate the paper's tables and figures and our comparisons."""

@@ -1,0 +1,36 @@
+"""somcolor: grayscale photos to plausible color, fast, on ordinary CPUs.
+
+The paper's method (Richart, Visca & Baliosian, 2017): a self-organizing map
+quantizes chroma into a small codebook, an MLP predicts each pixel's code from the
+luminance patch around it.
+
+>>> import somcolor
+>>> model = somcolor.load()                          # the bundled default model
+>>> model.colorize(np.zeros((8, 8), np.uint8)).shape  # doctest: +SKIP
+(8, 8, 3)
+
+Modules, in data-flow order: ``io`` -> ``color`` -> ``quantize`` -> ``patches`` ->
+``classify`` -> ``decode`` -> ``pipeline``; ``cli`` on top.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["Colorizer", "load", "__version__"]
+
+
+def load(path=None):
+    """Load a model file, or the bundled default model when ``path`` is None."""
+    from .paths import DEFAULT_MODEL
+    from .pipeline import Colorizer
+
+    return Colorizer.load(DEFAULT_MODEL if path is None else path)
+
+
+def __getattr__(name):  # lazy: `import somcolor` stays cheap for the CLI
+    if name == "Colorizer":
+        from .pipeline import Colorizer
+
+        return Colorizer
+    raise AttributeError(f"module 'somcolor' has no attribute {name!r}")

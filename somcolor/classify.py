@@ -1,0 +1,188 @@
+"""Patch classification: an MLP learns luminance patch -> chroma code.
+
+:class:`PatchClassifier` is a scikit-learn classifier: inputs are standardized,
+then scikit-learn's :class:`~sklearn.neural_network.MLPClassifier` (ReLU, Adam,
+learning rate 0.001 as in the paper) is trained. After fitting, the network is kept
+only as plain arrays (``coefs_``, ``intercepts_``) and ``predict_proba`` runs its
+own float32 forward pass over them, so a model saved as arrays predicts exactly
+as the trained one did, with no pickle.
+
+Probability columns follow ``classes_``: the network has a column only for the
+codes it saw in training, and :mod:`somcolor.decode` maps columns back to codes
+through ``classes_``.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.neural_network import MLPClassifier
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+#: Rows pushed through the network at once by ``predict_proba``.
+CHUNK_ROWS = 65536
+
+
+def forward(X, mean, scale, coefs, intercepts, out_activation) -> np.ndarray:
+    """Class probabilities of a ReLU MLP for rows of ``X`` (inputs assumed validated).
+
+    Standardizes ``X`` with ``mean``/``scale``, applies each layer with ReLU between
+    layers, and ``softmax`` (or ``logistic`` for a single output unit, returned as
+    two columns) at the end. Computes in float32.
+    """
+    h = (np.asarray(X, dtype=np.float32) - mean) / scale
+    last = len(coefs) - 1
+    for i, (W, b) in enumerate(zip(coefs, intercepts, strict=True)):
+        h = h @ W
+        h += b
+        if i < last:
+            np.maximum(h, 0, out=h)
+    if out_activation == "logistic":
+        p = 1.0 / (1.0 + np.exp(-h[:, 0]))
+        return np.stack([1.0 - p, p], axis=1).astype(np.float32)
+    h -= h.max(axis=1, keepdims=True)
+    np.exp(h, out=h)
+    h /= h.sum(axis=1, keepdims=True)
+    return h
+
+
+class PatchClassifier(ClassifierMixin, BaseEstimator):
+    """Standardize features, then a ReLU MLP; probabilities over ``classes_``.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(50, 50)
+    learning_rate_init : float, default=0.001
+        Adam's step size (the paper's learning rate).
+    alpha : float, default=1e-4
+        L2 penalty.
+    batch_size : int, default=200
+    max_iter : int, default=50
+        Maximum epochs.
+    early_stopping : bool, default=True
+        Hold out ``validation_fraction`` of the samples and stop when their score
+        has not improved for ``n_iter_no_change`` epochs.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=5
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialization, batch order and the validation split.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coefs_, intercepts_ : list of float32 ndarrays
+        The trained network.
+    mean_, scale_ : float32 ndarray of shape (n_features,)
+        Input standardization.
+    out_activation_ : {"softmax", "logistic"}
+    n_iter_ : int
+        Epochs run.
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": [tuple, list],
+        "learning_rate_init": [Interval(numbers.Real, 0, None, closed="neither")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(50, 50),
+        *,
+        learning_rate_init=0.001,
+        alpha=1e-4,
+        batch_size=200,
+        max_iter=50,
+        early_stopping=True,
+        validation_fraction=0.1,
+        n_iter_no_change=5,
+        random_state=None,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Train on patches ``X`` (n_samples, n_features) and code labels ``y``."""
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        check_classification_targets(y)
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise ValueError(
+                f"PatchClassifier needs at least 2 classes in y, got 1 class ({classes[0]!r})"
+            )
+        rng = check_random_state(self.random_state)
+        mean = X.mean(axis=0)
+        scale = X.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        # Early stopping needs a validation split with at least 2 samples; skip it on tiny data.
+        early = bool(self.early_stopping and len(X) * self.validation_fraction >= 2)
+        n_train = len(X) - int(np.ceil(len(X) * self.validation_fraction)) if early else len(X)
+        mlp = MLPClassifier(
+            hidden_layer_sizes=tuple(int(h) for h in self.hidden_layer_sizes),
+            activation="relu",
+            solver="adam",
+            alpha=self.alpha,
+            batch_size=min(self.batch_size, n_train),
+            learning_rate_init=self.learning_rate_init,
+            max_iter=self.max_iter,
+            early_stopping=early,
+            validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change,
+            random_state=rng.randint(2**31 - 1),
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mlp.fit((X - mean) / scale, y, sample_weight=sample_weight)
+
+        self.classes_ = mlp.classes_
+        self.coefs_ = [np.ascontiguousarray(W, dtype=np.float32) for W in mlp.coefs_]
+        self.intercepts_ = [np.asarray(b, dtype=np.float32) for b in mlp.intercepts_]
+        self.mean_ = mean.astype(np.float32)
+        self.scale_ = scale.astype(np.float32)
+        self.out_activation_ = mlp.out_activation_
+        self.n_iter_ = int(mlp.n_iter_)
+        self.loss_curve_ = list(map(float, mlp.loss_curve_))
+        return self
+
+    def predict_proba(self, X):
+        """Probability of each class in ``classes_`` for each row of ``X`` (float32)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        out = np.empty((len(X), len(self.classes_)), dtype=np.float32)
+        for start in range(0, len(X), CHUNK_ROWS):
+            stop = start + CHUNK_ROWS
+            out[start:stop] = forward(
+                X[start:stop],
+                self.mean_,
+                self.scale_,
+                self.coefs_,
+                self.intercepts_,
+                self.out_activation_,
+            )
+        return out
+
+    def predict(self, X):
+        """Most probable class of each row."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -1,0 +1,221 @@
+"""Chroma quantization: a self-organizing map (minisom) turns UV into a small codebook.
+
+:class:`SOMQuantizer` is a scikit-learn estimator. ``fit`` trains a ``rows x cols``
+SOM on standardized UV samples; ``codebook_`` holds the trained codes in UV units;
+``predict`` maps UV values to the index of their nearest code (chunked, so a
+million pixels against 400 codes never builds a large distance matrix) and
+``inverse_transform`` maps code indices back to UV.
+
+minisom trains one Python-level step per sample, so the map is trained on a
+seeded random subsample of at most ``max_samples`` rows, for ``n_iterations``
+steps drawn from it in random order. With the defaults (20 000 rows, 20 000
+steps) a 20x20 map trains in a few seconds; the codebook is then exact on any
+amount of data at prediction time.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from minisom import MiniSom
+from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+#: Rows of ``X`` compared with the codebook at once in :func:`nearest_code`.
+CHUNK_ROWS = 8192
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """Parse a map size written ``ROWSxCOLS``.
+
+    >>> parse_shape("10x10")
+    (10, 10)
+    """
+    parts = str(text).lower().replace("×", "x").split("x")
+    try:
+        rows, cols = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"expected a map size like 3x3, got {text!r}") from None
+    if rows < 1 or cols < 1:
+        raise ValueError(f"expected a map size with at least 1 row and column, got {text!r}")
+    return rows, cols
+
+
+def nearest_code(X: np.ndarray, codebook: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """Index of the nearest row of ``codebook`` for each row of ``X`` (Euclidean).
+
+    Inputs assumed validated (2-D, same number of columns). Works in chunks of
+    ``chunk_rows`` rows so memory stays at ``chunk_rows x n_codes`` floats.
+
+    >>> nearest_code(np.array([[0.0, 0.0], [9.0, 9.0]]), np.array([[10.0, 10.0], [1.0, 0.0]]))
+    array([1, 0])
+    """
+    codebook = np.asarray(codebook, dtype=np.float64)
+    c2 = np.einsum("ij,ij->i", codebook, codebook)
+    out = np.empty(len(X), dtype=np.intp)
+    for start in range(0, len(X), chunk_rows):
+        x = np.asarray(X[start : start + chunk_rows], dtype=np.float64)
+        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; ||x||^2 does not change the argmin.
+        d = c2 - 2.0 * (x @ codebook.T)
+        out[start : start + len(x)] = np.argmin(d, axis=1)
+    return out
+
+
+class SOMQuantizer(ClusterMixin, BaseEstimator):
+    """Quantize chroma (or any low-dimensional data) with a self-organizing map.
+
+    Parameters
+    ----------
+    som_shape : tuple of int, default=(3, 3)
+        Rows and columns of the map; ``rows * cols`` codes. The paper used 3x3,
+        5x5, 10x10 and 20x20.
+    sigma : float or None, default=None
+        Initial neighbourhood radius in map units; ``None`` means
+        ``max(1, max(som_shape) / 2)``. It shrinks linearly to 1 during training
+        (``sigma_decay_function="linear_decay_to_one"`` in minisom).
+    learning_rate : float, default=0.5
+        Initial learning rate; decays towards zero (``inverse_decay_to_zero``).
+    n_iterations : int, default=20000
+        Training steps (one sample each).
+    max_samples : int, default=20000
+        Size of the seeded random subsample the map is trained on.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the subsample, the order of training samples and minisom.
+
+    Attributes
+    ----------
+    codebook_ : ndarray of shape (n_codes, n_features)
+        The codes in the input's units (UV), row-major over the map.
+    mean_, scale_ : ndarray of shape (n_features,)
+        Standardization applied before training (the SOM sees z-scores).
+    labels_ : ndarray of shape (n_samples,)
+        Code index of each training row.
+    n_features_in_ : int
+
+    Notes
+    -----
+    The SOM is trained on z-scored data, so the map spreads over both chroma axes
+    evenly whatever their ranges; the codebook is mapped back to input units.
+    Distances in ``predict`` are in input units.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-20, 1, (200, 2)), rng.normal(30, 1, (200, 2))])
+    >>> q = SOMQuantizer(som_shape=(1, 2), sigma=0.5, n_iterations=2000, random_state=0).fit(X)
+    >>> sorted(np.round(q.codebook_[:, 0]).tolist())
+    [-20.0, 30.0]
+    """
+
+    _parameter_constraints: dict = {
+        "som_shape": [tuple, list],
+        "sigma": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_iterations": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+        "neighborhood_function": [StrOptions({"gaussian", "bubble", "triangle", "mexican_hat"})],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(
+        self,
+        som_shape=(3, 3),
+        *,
+        sigma=None,
+        learning_rate=0.5,
+        n_iterations=20000,
+        max_samples=20000,
+        neighborhood_function="gaussian",
+        random_state=None,
+    ):
+        self.som_shape = som_shape
+        self.sigma = sigma
+        self.learning_rate = learning_rate
+        self.n_iterations = n_iterations
+        self.max_samples = max_samples
+        self.neighborhood_function = neighborhood_function
+        self.random_state = random_state
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y=None):
+        """Train the map on (a seeded subsample of) ``X``, shape ``(n_samples, n_features)``."""
+        X = validate_data(self, X, dtype=[np.float64, np.float32], ensure_min_samples=2)
+        rows, cols = self._check_shape()
+        rng = check_random_state(self.random_state)
+        n = len(X)
+        take = rng.choice(n, size=min(n, self.max_samples), replace=False)
+        sample = X[np.sort(take)].astype(np.float64)
+
+        self.mean_ = sample.mean(axis=0)
+        scale = sample.std(axis=0)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        z = (sample - self.mean_) / self.scale_
+
+        sigma = self.sigma if self.sigma is not None else max(1.0, max(rows, cols) / 2)
+        som = MiniSom(
+            rows,
+            cols,
+            X.shape[1],
+            sigma=float(sigma),
+            learning_rate=float(self.learning_rate),
+            decay_function="inverse_decay_to_zero",
+            sigma_decay_function="linear_decay_to_one" if sigma > 1 else "asymptotic_decay",
+            neighborhood_function=self.neighborhood_function,
+            random_seed=int(rng.randint(2**31 - 1)),
+        )
+        if X.shape[1] >= 2 and rows > 1 and cols > 1 and np.linalg.matrix_rank(z) >= 2:
+            som.pca_weights_init(z)
+        else:
+            som.random_weights_init(z)
+        som.train(z, self.n_iterations, random_order=True)
+
+        weights = som.get_weights().reshape(rows * cols, X.shape[1])
+        self.codebook_ = weights * self.scale_ + self.mean_
+        self.labels_ = nearest_code(X, self.codebook_)
+        return self
+
+    def _check_shape(self) -> tuple[int, int]:
+        shape = tuple(self.som_shape)
+        if len(shape) != 2 or not all(isinstance(s, numbers.Integral) and s >= 1 for s in shape):
+            raise ValueError(f"som_shape must be two positive integers (rows, cols), got {shape!r}")
+        return int(shape[0]), int(shape[1])
+
+    @property
+    def n_codes(self) -> int:
+        rows, cols = self._check_shape()
+        return rows * cols
+
+    def predict(self, X):
+        """Index of the nearest code for each row of ``X``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        return nearest_code(X, self.codebook_)
+
+    def inverse_transform(self, codes):
+        """The code vectors (UV) of code indices: the inverse of ``predict``."""
+        check_is_fitted(self)
+        return self.codebook_[np.asarray(codes, dtype=np.intp)]
+
+    def quantization_error(self, X, *, standardized=False) -> float:
+        """Mean distance from each row of ``X`` to its nearest code.
+
+        With ``standardized=True`` the distance is measured in per-feature z-score
+        units of the training sample (the units of the paper's Table I).
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = np.asarray(X, dtype=np.float64)
+        codebook = self.codebook_
+        if standardized:
+            X = (X - self.mean_) / self.scale_
+            codebook = (codebook - self.mean_) / self.scale_
+        diff = X - codebook[nearest_code(X, codebook)]
+        return float(np.linalg.norm(diff, axis=1).mean())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags

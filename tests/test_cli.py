@@ -1,0 +1,768 @@
+"""The ``somcolor`` command line: colorize, train, info, data, and how it fails.
+
+Most tests call :func:`somcolor.cli.main` in-process; a few run ``python -m somcolor``
+to prove the real exit status and that no traceback reaches the user. Every error a
+user can cause must be one ``somcolor: error: ...`` line on stderr that names the
+file and the reason, with a non-zero exit status and no partial output.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import pickle
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from somcolor import __version__, modelfile
+from somcolor.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE, main
+from somcolor.paths import DEFAULT_MODEL
+from somcolor.pipeline import Colorizer
+
+TRAIN_FAST = ["--patch", "3", "--hidden", "6", "--pixels-per-image", "200", "--max-iter", "5"]
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.splitlines()
+
+    def lines_naming(self, path) -> list[str]:
+        return [line for line in self.err_lines if str(path) in line]
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*args)`` runs ``main`` in-process; argparse's SystemExit becomes the exit code."""
+
+    def run(*args) -> Result:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:
+            code = 0 if exc.code is None else exc.code
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _files(folder: Path) -> list[str]:
+    """Every file under ``folder`` (hidden ``.part`` files included), relative, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+def _assert_one_error_line(result: Result, path, *reasons: str) -> None:
+    """Exactly one stderr line names ``path``; it says one of ``reasons``; no traceback."""
+    assert all(line.startswith("somcolor: error: ") for line in result.err_lines), result.err
+    named = result.lines_naming(path)
+    assert len(named) == 1, result.err
+    assert any(reason in named[0] for reason in reasons), named[0]
+    assert "internal error" not in result.err
+    assert "Traceback" not in result.err
+
+
+# ---------------------------------------------------------------------------- colorize
+def test_colorize_to_output_writes_rgb_of_the_input_size_and_keeps_the_input(
+    cli, make_image, tiny_model_path, tmp_path
+):
+    src = make_image("scan.png", "gray", shape=(32, 40))
+    before = _sha256(src)
+    dst = tmp_path / "result.png"
+
+    r = cli("colorize", src, "--model", tiny_model_path, "-o", dst)
+
+    assert r.code == 0, r.err
+    assert r.err == ""
+    assert r.out.strip() == str(dst)
+    with Image.open(dst) as im:
+        assert im.mode == "RGB"
+        assert im.size == (40, 32)
+    assert _sha256(src) == before
+
+
+def test_colorize_names_the_output_after_the_input_by_default(
+    cli, make_image, tiny_model_path, tmp_path
+):
+    src = make_image("old photo.jpg", "gray", shape=(20, 30))
+
+    r = cli("colorize", src, "--model", tiny_model_path)
+
+    assert r.code == 0, r.err
+    dst = tmp_path / "old photo_color.jpg"
+    assert r.out.strip() == str(dst)
+    with Image.open(dst) as im:
+        assert (im.format, im.mode, im.size) == ("JPEG", "RGB", (30, 20))
+
+
+def test_out_dir_with_recursive_keeps_the_sub_folders(cli, make_image, tiny_model_path, tmp_path):
+    make_image("in/a.png")
+    make_image("in/sub/b.png", "gray")
+    make_image("in/sub/deeper/c.jpg")
+    out = tmp_path / "out"
+
+    r = cli("colorize", tmp_path / "in", "--out-dir", out, "-r", "--model", tiny_model_path)
+
+    assert r.code == 0, r.err
+    assert _files(out) == ["a.png", "sub/b.png", "sub/deeper/c.jpg"]
+
+
+def test_out_dir_without_recursive_takes_only_the_top_folder(
+    cli, make_image, tiny_model_path, tmp_path
+):
+    make_image("in/a.png")
+    make_image("in/sub/b.png")
+    out = tmp_path / "out"
+
+    r = cli("colorize", tmp_path / "in", "--out-dir", out, "--model", tiny_model_path)
+
+    assert r.code == 0, r.err
+    assert _files(out) == ["a.png"]
+
+
+def test_glob_pattern_colorizes_only_the_matching_files(cli, make_image, tiny_model_path, tmp_path):
+    for name in ["in/a.png", "in/b.png", "in/c.jpg"]:
+        make_image(name)
+    out = tmp_path / "out"
+
+    r = cli(
+        "colorize", str(tmp_path / "in" / "*.png"), "--out-dir", out, "--model", tiny_model_path
+    )
+
+    assert r.code == 0, r.err
+    assert _files(out) == ["a.png", "b.png"]
+
+
+def test_existing_output_is_kept_without_force(cli, make_image, tiny_model_path, tmp_path):
+    src = make_image("in.png", "gray")
+    dst = make_image("out.png", "rgb", shape=(5, 5), seed=9)
+    before = _sha256(dst)
+
+    r = cli("colorize", src, "-o", dst, "--model", tiny_model_path)
+
+    assert r.code == EXIT_FAILURES
+    _assert_one_error_line(r, dst, "--force")
+    assert _sha256(dst) == before
+
+
+def test_existing_output_is_replaced_with_force(cli, make_image, tiny_model_path, tmp_path):
+    src = make_image("in.png", "gray", shape=(32, 40))
+    dst = make_image("out.png", "rgb", shape=(5, 5), seed=9)
+
+    r = cli("colorize", src, "-o", dst, "--force", "--model", tiny_model_path)
+
+    assert r.code == 0, r.err
+    with Image.open(dst) as im:
+        assert im.size == (40, 32)
+    assert _files(tmp_path) == ["in.png", "out.png"]
+
+
+def test_output_equal_to_the_input_is_refused_even_with_force(cli, make_image, tiny_model_path):
+    src = make_image("in.png", "gray")
+    before = _sha256(src)
+
+    r = cli("colorize", src, "-o", src, "--force", "--model", tiny_model_path)
+
+    assert r.code == EXIT_FAILURES
+    _assert_one_error_line(r, src, "input")
+    assert _sha256(src) == before
+
+
+@pytest.mark.parametrize(
+    "name, kind",
+    [
+        ("gray.png", "gray"),
+        ("rgb.png", "rgb"),
+        ("rgba.png", "rgba"),
+        ("gray16.png", "gray16"),
+        ("gray.jpg", "gray"),
+        ("rgb.jpg", "rgb"),
+    ],
+)
+def test_every_input_kind_gives_rgb_of_the_same_size(
+    cli, make_image, tiny_model_path, tmp_path, name, kind
+):
+    src = make_image(name, kind, shape=(12, 17))
+    dst = tmp_path / "out.png"
+
+    r = cli("colorize", src, "-o", dst, "--model", tiny_model_path)
+
+    assert r.code == 0, r.err
+    with Image.open(dst) as im:
+        assert (im.mode, im.size) == ("RGB", (17, 12))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (3, 5)], ids=lambda s: f"{s[0]}x{s[1]}")
+@pytest.mark.parametrize("kind", ["gray", "rgba"])
+def test_tiny_and_odd_sizes_are_colorized(cli, make_image, tiny_model_path, tmp_path, shape, kind):
+    src = make_image("in.png", kind, shape=shape)
+    dst = tmp_path / "out.png"
+
+    r = cli("colorize", src, "-o", dst, "--model", tiny_model_path)
+
+    assert r.code == 0, r.err
+    with Image.open(dst) as im:
+        assert (im.mode, im.size) == ("RGB", (shape[1], shape[0]))
+
+
+# ---------------------------------------------------------------------------- bad images
+def _missing(folder: Path) -> Path:
+    return folder / "missing.png"
+
+
+def _zero_bytes(folder: Path) -> Path:
+    path = folder / "empty.png"
+    path.write_bytes(b"")
+    return path
+
+
+def _text_named_png(folder: Path) -> Path:
+    path = folder / "notes.png"
+    path.write_text("these are notes, not pixels\n")
+    return path
+
+
+def _truncated(name: str):
+    def make(folder: Path) -> Path:
+        path = folder / name
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 40, 3), np.uint8)).save(path)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+        return path
+
+    return make
+
+
+def _large(folder: Path) -> Path:
+    path = folder / "large.png"
+    Image.fromarray(np.zeros((20, 20), np.uint8)).save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_bad, reasons, extra",
+    [
+        (_missing, ["no such file"], []),
+        (_zero_bytes, ["empty"], []),
+        (_text_named_png, ["not an image"], []),
+        (_truncated("truncated.png"), ["truncated", "corrupt"], []),
+        (_truncated("truncated.jpg"), ["truncated", "corrupt"], []),
+        (_large, ["too large"], ["--max-pixels", "399"]),
+    ],
+    ids=["missing", "zero-bytes", "text-named-png", "truncated-png", "truncated-jpeg", "too-large"],
+)
+def test_bad_image_fails_with_one_line_and_no_output(
+    cli, tiny_model_path, tmp_path, make_bad, reasons, extra
+):
+    (tmp_path / "in").mkdir()
+    bad = make_bad(tmp_path / "in")
+    out = tmp_path / "out"
+    out.mkdir()
+
+    r = cli("colorize", bad, "-o", out / "x.png", "--model", tiny_model_path, *extra)
+
+    assert r.code == EXIT_FAILURES
+    _assert_one_error_line(r, bad, *reasons)
+    assert r.err_lines[-1] == "somcolor: error: 1 of 1 files failed"
+    assert _files(out) == []
+
+
+def test_batch_writes_the_good_files_and_counts_the_failures(
+    cli, make_image, tiny_model_path, tmp_path
+):
+    good = [make_image("a.png", "gray"), make_image("b.jpg", "rgb")]
+    bad = _text_named_png(tmp_path)
+
+    r = cli("colorize", good[0], bad, good[1], "--model", tiny_model_path)
+
+    assert r.code == EXIT_FAILURES
+    assert (tmp_path / "a_color.png").is_file()
+    assert (tmp_path / "b_color.jpg").is_file()
+    assert not (tmp_path / "notes_color.png").exists()
+    _assert_one_error_line(r, bad, "not an image")
+    assert r.err_lines[-1] == "somcolor: error: 1 of 3 files failed"
+    assert len(r.err_lines) == 2
+
+
+def test_empty_folder_with_output_is_refused_naming_the_folder(cli, tiny_model_path, tmp_path):
+    folder = tmp_path / "nothing here"
+    folder.mkdir()
+
+    r = cli("colorize", folder, "-o", tmp_path / "out.png", "--model", tiny_model_path)
+
+    assert r.code == EXIT_USAGE
+    _assert_one_error_line(r, folder, "no input images")
+    assert _files(tmp_path) == []
+
+
+def test_output_that_is_a_folder_is_refused_without_an_internal_error(
+    cli, make_image, tiny_model_path, tmp_path
+):
+    src = make_image("in.png", "gray")
+    folder = tmp_path / "out.png"
+    folder.mkdir()
+
+    r = cli("colorize", src, "-o", folder, "--force", "--model", tiny_model_path)
+
+    assert r.code in (EXIT_FAILURES, EXIT_USAGE)
+    _assert_one_error_line(r, folder, "folder", "directory")
+    assert folder.is_dir()
+    assert _files(tmp_path) == ["in.png"]
+
+
+def _failing_save(monkeypatch, error: BaseException):
+    """Make the first Pillow save write a few bytes and then raise ``error``."""
+    real_save = Image.Image.save
+    calls = []
+
+    def save(self, fp, *args, **kwargs):
+        calls.append(fp)
+        if len(calls) == 1:
+            fp.write(b"\x89PNG\r\n\x1a\n half a file")
+            raise error
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    return calls
+
+
+def test_write_error_fails_that_file_only_and_leaves_no_partial_file(
+    cli, make_image, tiny_model_path, tmp_path, monkeypatch
+):
+    a, b = make_image("in/a.png", "gray"), make_image("in/b.png", "gray")
+    out = tmp_path / "out"
+    _failing_save(monkeypatch, OSError(errno.ENOSPC, "No space left on device"))
+
+    r = cli("colorize", a, b, "--out-dir", out, "--model", tiny_model_path)
+
+    assert r.code == EXIT_FAILURES
+    _assert_one_error_line(r, out / "a.png", "No space left")
+    assert r.err_lines[-1] == "somcolor: error: 1 of 2 files failed"
+    assert _files(out) == ["b.png"]
+
+
+def test_interrupt_while_writing_leaves_no_partial_file(
+    cli, make_image, tiny_model_path, tmp_path, monkeypatch
+):
+    src = make_image("in.png", "gray")
+    out = tmp_path / "out"
+    _failing_save(monkeypatch, KeyboardInterrupt())
+
+    r = cli("colorize", src, "-o", out / "x.png", "--model", tiny_model_path)
+
+    assert r.code == EXIT_INTERRUPTED
+    assert r.err_lines == ["somcolor: error: interrupted"]
+    assert not out.exists() or _files(out) == []
+
+
+def test_output_option_with_several_inputs_is_refused(cli, make_image, tiny_model_path, tmp_path):
+    a, b = make_image("a.png"), make_image("b.png")
+    dst = tmp_path / "out.png"
+
+    r = cli("colorize", a, b, "-o", dst, "--model", tiny_model_path)
+
+    assert r.code == EXIT_USAGE
+    assert len(r.err_lines) == 1
+    assert "--out-dir" in r.err
+    assert not dst.exists()
+
+
+def test_two_inputs_with_the_same_destination_are_refused(
+    cli, make_image, tiny_model_path, tmp_path
+):
+    first, second = make_image("d1/x.png"), make_image("d2/x.png", seed=1)
+    out = tmp_path / "out"
+
+    r = cli("colorize", first, second, "--out-dir", out, "--model", tiny_model_path)
+
+    assert r.code == EXIT_USAGE
+    assert len(r.err_lines) == 1
+    assert str(out / "x.png") in r.err and str(first) in r.err and str(second) in r.err
+    assert not out.exists()
+
+
+def test_one_file_named_twice_is_not_a_half_failed_batch(
+    cli, make_image, tiny_model_path, tmp_path, monkeypatch
+):
+    # "x.png" and "/abs/x.png" are the same file and so the same destination: either
+    # colorize it once or refuse up front, but not write it and then fail on it.
+    src = make_image("x.png", "gray")
+    monkeypatch.chdir(tmp_path)
+
+    r = cli("colorize", "x.png", src, "--model", tiny_model_path)
+
+    assert r.code in (0, EXIT_USAGE), r.err
+    assert "output exists" not in r.err
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["train", "{dir}", "-o", "{model}", "--som", "3y3"], "--som"),
+        (["train", "{dir}", "-o", "{model}", "--patch", "4"], "--patch"),
+        (["train", "{dir}", "-o", "{model}", "--hidden", "a,b"], "--hidden"),
+        (["colorize", "{dir}", "--max-pixels", "0"], "--max-pixels"),
+    ],
+    ids=["som-3y3", "patch-4", "hidden-a,b", "max-pixels-0"],
+)
+def test_bad_option_value_is_one_line_naming_the_option(cli, photo_dir, tmp_path, args, option):
+    model = tmp_path / "model.npz"
+    argv = [a.format(dir=photo_dir, model=model) for a in args]
+
+    r = cli(*argv)
+
+    assert r.code == EXIT_USAGE
+    assert len(r.err_lines) == 1, r.err
+    assert r.err_lines[0].startswith("somcolor: error: ")
+    assert option in r.err and argv[-1] in r.err
+    assert not model.exists()
+    assert _files(photo_dir) == ["a.png", "b.png", "c.jpg"]
+
+
+# ---------------------------------------------------------------------------- model files
+def _text_model(folder: Path) -> Path:
+    path = folder / "model.npz"
+    path.write_text("not a model\n")
+    return path
+
+
+def _npz_without_metadata(folder: Path) -> Path:
+    path = folder / "model.npz"
+    np.savez(path, som_codebook=np.zeros((9, 2)))
+    return path
+
+
+def _npz_with_a_list_as_metadata(folder: Path) -> Path:
+    path = folder / "model.npz"
+    np.savez(path, metadata=np.array("[1, 2]"), som_codebook=np.zeros((9, 2)))
+    return path
+
+
+def _bare_npy(folder: Path) -> Path:
+    path = folder / "model.npy"
+    np.save(path, np.zeros(3))
+    return path
+
+
+@pytest.mark.parametrize("command", ["colorize", "info"])
+@pytest.mark.parametrize(
+    "make_model",
+    [_text_model, _npz_without_metadata, _npz_with_a_list_as_metadata, _bare_npy],
+    ids=["text", "no-meta", "list-meta", "npy"],
+)
+def test_file_that_is_not_a_model_is_refused(cli, make_image, tmp_path, command, make_model):
+    model = make_model(tmp_path)
+    src = make_image("in.png", "gray")
+    args = ["colorize", src, "--model", model] if command == "colorize" else ["info", model]
+
+    r = cli(*args)
+
+    assert r.code == EXIT_USAGE
+    _assert_one_error_line(r, model, "not a somcolor model")
+    assert len(r.err_lines) == 1
+    assert not (tmp_path / "in_color.png").exists()
+
+
+def test_pickle_model_is_refused_without_unpickling(cli, make_image, tmp_path, monkeypatch):
+    model = tmp_path / "model.npz"
+    with open(model, "wb") as fh:
+        pickle.dump({"som_codebook": [[0.0, 0.0]]}, fh)
+    src = make_image("in.png", "gray")
+    unpickled = []
+
+    def trap(*args, **kwargs):
+        unpickled.append(args)
+        raise AssertionError("somcolor unpickled a model file")
+
+    monkeypatch.setattr(pickle, "load", trap)
+    monkeypatch.setattr(pickle, "loads", trap)
+
+    r = cli("colorize", src, "--model", model)
+
+    assert unpickled == []
+    assert r.code == EXIT_USAGE
+    _assert_one_error_line(r, model, "pickle")
+    assert not (tmp_path / "in_color.png").exists()
+
+
+def test_model_with_a_newer_format_version_asks_for_an_upgrade(
+    cli, make_image, tiny_model_path, tmp_path, monkeypatch
+):
+    model = tmp_path / "future.npz"
+    with monkeypatch.context() as m:
+        m.setattr(modelfile, "FORMAT_VERSION", modelfile.FORMAT_VERSION + 1)
+        Colorizer.load(tiny_model_path).save(model)
+    src = make_image("in.png", "gray")
+
+    r = cli("colorize", src, "--model", model)
+
+    assert r.code == EXIT_USAGE
+    _assert_one_error_line(r, model, "newer")
+    assert "upgrade" in r.err
+    assert not (tmp_path / "in_color.png").exists()
+
+
+def _rewrite_model(src: Path, dst: Path, edit) -> Path:
+    """Copy a model file, letting ``edit(arrays, metadata)`` change it in place.
+
+    When ``edit`` returns something other than None, that becomes the metadata JSON.
+    """
+    with np.load(src) as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    meta = json.loads(str(arrays.pop("metadata")))
+    replaced = edit(arrays, meta)
+    header = json.dumps(meta if replaced is None else replaced)
+    np.savez(dst, metadata=np.array(header), **arrays)
+    return dst
+
+
+def _set(key, fn):
+    def edit(arrays, meta):
+        arrays[key] = fn(arrays[key])
+
+    return edit
+
+
+def _drop(key):
+    def edit(arrays, meta):
+        del arrays[key]
+
+    return edit
+
+
+def _set_config(**changes):
+    def edit(arrays, meta):
+        meta["config"].update(changes)
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _set("som_codebook", lambda a: a[:2]),
+        _set("mlp_classes", lambda a: a + 100),
+        _set("mlp_coef_0", lambda a: a[:, :-1]),
+        _drop("mlp_coef_1"),
+        _set("som_codebook", lambda a: np.full_like(a, np.nan)),
+        _set_config(patch_size=4),
+    ],
+    ids=[
+        "codebook-shape",
+        "class-outside-codebook",
+        "layer-shape",
+        "layer-missing",
+        "nan-codebook",
+        "even-patch-size",
+    ],
+)
+def test_tampered_model_is_refused_as_damaged(cli, make_image, tiny_model_path, tmp_path, edit):
+    model = _rewrite_model(tiny_model_path, tmp_path / "tampered.npz", edit)
+    src = make_image("in.png", "gray")
+
+    r = cli("colorize", src, "--model", model)
+
+    assert r.code == EXIT_USAGE
+    _assert_one_error_line(r, model, "damaged", "inconsistent")
+    assert len(r.err_lines) == 1
+    assert not (tmp_path / "in_color.png").exists()
+
+
+def test_info_on_malformed_training_metadata_is_not_an_internal_error(
+    cli, tiny_model_path, tmp_path
+):
+    def edit(arrays, meta):
+        meta["training"] = ["not", "a", "summary"]
+
+    model = _rewrite_model(tiny_model_path, tmp_path / "odd.npz", edit)
+
+    r = cli("info", model)
+
+    assert r.code in (0, EXIT_USAGE)
+    assert "internal error" not in r.err
+
+
+# ---------------------------------------------------------------------------- train
+def test_train_writes_a_model_that_info_describes_and_colorize_uses(
+    cli, photo_dir, make_image, tmp_path
+):
+    model = tmp_path / "mine.npz"
+
+    description = ["--description", "three synthetic photos"]
+    r = cli("train", photo_dir, "-o", model, "--som", "2x2", *TRAIN_FAST, *description, "-q")
+
+    assert r.code == 0, r.err
+    assert "trained on 3 images" in r.out
+    assert model.is_file()
+
+    info = cli("info", model)
+    assert info.code == 0, info.err
+    assert f"model:     {model}" in info.out
+    assert '"patch_size": 3' in info.out
+    assert '"som_shape": [2, 2]' in info.out
+    assert '"hidden_layer_sizes": [6]' in info.out
+    assert "on 3 images, 600 pixels" in info.out
+    assert "three synthetic photos" in info.out
+    assert "4 codes" in info.out
+
+    src = make_image("in.png", "gray", shape=(9, 11))
+    dst = tmp_path / "out.png"
+    r = cli("colorize", src, "--model", model, "-o", dst)
+    assert r.code == 0, r.err
+    with Image.open(dst) as im:
+        assert (im.mode, im.size) == ("RGB", (11, 9))
+
+
+def test_train_refuses_to_overwrite_an_existing_file(cli, photo_dir, tmp_path):
+    model = tmp_path / "model.npz"
+    model.write_bytes(b"precious")
+
+    r = cli("train", photo_dir, "-o", model, *TRAIN_FAST, "-q")
+
+    assert r.code == EXIT_USAGE
+    _assert_one_error_line(r, model, "--force")
+    assert model.read_bytes() == b"precious"
+
+
+def test_train_skips_a_corrupt_image_and_still_writes_the_model(cli, photo_dir, tmp_path):
+    broken = _truncated("broken.png")(photo_dir)
+    model = tmp_path / "model.npz"
+
+    r = cli("train", photo_dir, "-o", model, *TRAIN_FAST, "-q")
+
+    assert r.code == EXIT_FAILURES
+    _assert_one_error_line(r, broken, "skipped")
+    assert r.err_lines[-1] == "somcolor: error: 1 of 4 training images could not be read"
+    assert len(r.err_lines) == 2
+    assert Colorizer.load(model).training_["n_images"] == 3
+
+
+def _one_color_photos(folder: Path) -> Path:
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((16, 16, 3), (120, 80, 40), np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "data, extra",
+    [("one-color", []), ("photos", ["--som", "1x1"])],
+    ids=["one-color-photos", "som-1x1"],
+)
+def test_train_that_can_learn_only_one_color_fails_cleanly(cli, photo_dir, tmp_path, data, extra):
+    folder = _one_color_photos(tmp_path / "flat") if data == "one-color" else photo_dir
+    model = tmp_path / "model.npz"
+
+    r = cli("train", folder, "-o", model, *TRAIN_FAST, *extra, "-q")
+
+    assert r.code == EXIT_USAGE
+    assert "internal error" not in r.err
+    assert len(r.err_lines) == 1, r.err
+    assert not model.exists()
+
+
+# ---------------------------------------------------------------------------- info, data, help
+def test_info_without_a_model_describes_the_bundled_model(cli):
+    r = cli("info")
+
+    assert r.code == 0, r.err
+    assert f"model:     {DEFAULT_MODEL}" in r.out
+    assert "BSDS500" in r.out
+    assert "config:" in r.out and "codebook:" in r.out
+
+
+def test_data_verifies_and_lists_the_three_collections(cli):
+    r = cli("data")
+
+    assert r.code == 0, r.err
+    listed = {line.split()[0]: line for line in r.out.splitlines() if not line.startswith(" ")}
+    assert set(listed) == {"bsds500", "opencountry", "fruits100"}
+    assert all(" ok " in line for line in listed.values())
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--version"], f"somcolor {__version__}"),
+        (["--help"], "usage: somcolor"),
+        (["colorize", "--help"], "--out-dir"),
+        (["train", "--help"], "--pixels-per-image"),
+    ],
+    ids=["version", "help", "colorize-help", "train-help"],
+)
+def test_version_and_help_exit_zero(cli, args, expected):
+    r = cli(*args)
+
+    assert r.code == 0
+    assert expected in r.out
+    assert r.err == ""
+
+
+def test_missing_command_is_a_usage_error(cli):
+    r = cli()
+
+    assert r.code == EXIT_USAGE
+    assert len(r.err_lines) == 1 and "required" in r.err
+
+
+# ---------------------------------------------------------------------------- real processes
+def _somcolor(*args, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "somcolor", *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_command_colorizes_a_file_and_exits_zero(make_image, tiny_model_path, tmp_path):
+    make_image("in.png", "gray", shape=(8, 6))
+
+    p = _somcolor("colorize", "in.png", "--model", tiny_model_path, "-o", "out.png", cwd=tmp_path)
+
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "out.png"
+    assert "Traceback" not in p.stderr
+    with Image.open(tmp_path / "out.png") as im:
+        assert (im.mode, im.size) == ("RGB", (6, 8))
+
+
+def test_command_exits_one_on_a_bad_file_without_a_traceback(tiny_model_path, tmp_path):
+    _text_named_png(tmp_path)
+
+    p = _somcolor("colorize", "notes.png", "--model", tiny_model_path, cwd=tmp_path)
+
+    assert p.returncode == EXIT_FAILURES
+    assert "Traceback" not in p.stderr
+    assert p.stderr.splitlines() == [
+        "somcolor: error: notes.png: not an image file Pillow can read",
+        "somcolor: error: 1 of 1 files failed",
+    ]
+    assert _files(tmp_path) == ["notes.png"]
+
+
+def test_command_exits_two_on_a_bad_option_without_a_traceback(photo_dir, tmp_path):
+    p = _somcolor("train", photo_dir, "-o", "m.npz", "--patch", "4", cwd=tmp_path)
+
+    assert p.returncode == EXIT_USAGE
+    assert "Traceback" not in p.stderr
+    assert len(p.stderr.splitlines()) == 1
+    assert "--patch" in p.stderr
+    assert not (tmp_path / "m.npz").exists()
