@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+EXTRAS ?= dev,video,web,dask
 MODEL  := somcolor/models/default.npz
 SAMPLE := data/raw/bsds500/test/100007.jpg
 
@@ -21,10 +22,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
-install: $(STAMP) ## create .venv and install somcolor with its dev tools
+install: $(STAMP) ## create .venv and install somcolor with dev tools and the optional extras
 
 demo: $(STAMP) ## colorize a sample photo with the bundled model -> out/
 	$(BIN)/somcolor colorize $(SAMPLE) -o out/$(notdir $(basename $(SAMPLE)))_color.png --force

@@ -111,6 +111,17 @@ def luminance(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(L)
 
 
+def compose(L: np.ndarray, uv: np.ndarray) -> tuple[np.ndarray, int]:
+    """Join luminance and chroma into a uint8 sRGB image; also the count of clipped pixels.
+
+    >>> rgb, clipped = compose(np.full((1, 2), 100.0), np.zeros((1, 2, 2)))
+    >>> rgb.tolist(), clipped
+    ([[[255, 255, 255], [255, 255, 255]]], 0)
+    """
+    rgb, clipped = luv_to_rgb(merge_luv(L, uv))
+    return to_uint8(rgb), clipped
+
+
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
     """Float RGB in 0..1 -> uint8 (rounded, clipped).
 

@@ -29,7 +29,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__, modelfile
 from .classify import PatchClassifier
-from .color import luminance, luv_to_rgb, merge_luv, rgb_to_luv, split_luv, to_float_rgb, to_uint8
+from .color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
 from .decode import get_decoder
 from .exceptions import ModelFormatError, SomcolorError
 from .io import read_image
@@ -221,9 +221,7 @@ class Colorizer(BaseEstimator):
         if isinstance(image, str | Path):
             image = read_image(image)
         L = luminance(image).astype(np.float32, copy=False)
-        uv = self.predict_uv(L)
-        rgb, clipped = luv_to_rgb(merge_luv(L, uv))
-        out = to_uint8(rgb)
+        out, clipped = compose(L, self.predict_uv(L))
         if not return_info:
             return out
         info = ColorizeInfo(L.shape[0], L.shape[1], clipped, time.perf_counter() - t0)
