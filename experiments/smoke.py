@@ -1,8 +1,11 @@
-"""A one-minute run of every somcolor command on tiny data: ``make smoke``.
+"""A one-minute run of every somcolor command and paper target on tiny data: ``make smoke``.
 
 Trains a tiny model on 12 Open Country thumbnails (64x64), colorizes two test
-thumbnails with it and with the bundled model, and prints the model's info. Fails
-(non-zero exit) if any step fails or an output is missing or has the wrong size.
+thumbnails with it and with the bundled model, and prints the model's info. Then
+runs every experiment config of ``experiments/configs`` (Tables I and II, Figures
+8-10, on both data sets) with :data:`TINY` settings into a temporary folder, and
+checks that a bad config is refused with one line. Fails (non-zero exit) if any
+step fails or an output is missing or has the wrong size.
 """
 
 from __future__ import annotations
@@ -12,9 +15,29 @@ import tempfile
 import time
 from pathlib import Path
 
+from experiments import config as exp_config
+from experiments import run as exp_run
 from somcolor import datasets
 from somcolor.cli import main as somcolor
 from somcolor.io import read_image
+
+#: Overrides that shrink every paper experiment to seconds (same code paths, tiny data).
+TINY = {
+    "max_images": 16,
+    "pixels_per_image": 300,
+    "som_iterations": 1000,
+    "som_samples": 2000,
+    "som_repeats": 1,
+    "som_shapes": ("3x3", "5x5"),
+    "patch_sizes": (3, 5),
+    "hidden_layers": ("10", "20+20"),
+    "n_splits": 2,
+    "train_size": 1500,
+    "test_size": 300,
+    "max_iter": 3,
+    "n_images": 2,
+}
+CONFIG_DIR = Path(__file__).parent / "configs"
 
 
 def run(*argv: str) -> None:
@@ -54,8 +77,28 @@ def main() -> int:
                 got, want = read_image(out / f.name).shape, read_image(f).shape[:2]
                 if got[:2] != want:
                     raise SystemExit(f"smoke: {name} output {got} for input {want}")
+    paper_targets()
     print(f"smoke: ok in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def paper_targets() -> None:
+    """Every config under experiments/configs, tiny; then a typo must be refused in one line."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for path in sorted(CONFIG_DIR.glob("*.toml")):
+            t0 = time.perf_counter()
+            cfg = exp_config.load(path, **TINY)
+            exp_run.execute(cfg, results_dir=tmp / "results", cache_dir=tmp / "cache")
+            out = tmp / "results" / cfg.name
+            target = "figure.png" if (out / "figure.png").exists() else "table.md"
+            for name in (target, "table.csv", "config.json", "run.json"):
+                if not (out / name).is_file():
+                    raise SystemExit(f"smoke: {path.name} wrote no {name}")
+            print(f"smoke: {path.name} ok in {time.perf_counter() - t0:.1f} s")
+        code = exp_run.main([str(CONFIG_DIR / "table2.toml"), "--set", "max_iters=3"])
+        if code != 2:
+            raise SystemExit(f"smoke: an unknown config key gave exit status {code}, expected 2")
 
 
 if __name__ == "__main__":

@@ -122,8 +122,15 @@ class PatchClassifier(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     @_fit_context(prefer_skip_nested_validation=True)
-    def fit(self, X, y, sample_weight=None):
-        """Train on patches ``X`` (n_samples, n_features) and code labels ``y``."""
+    def fit(self, X, y, sample_weight=None, groups=None):
+        """Train on patches ``X`` (n_samples, n_features) and code labels ``y``.
+
+        With ``groups`` (e.g. the image each sample comes from) early stopping holds
+        out whole groups, ``validation_fraction`` of them, and keeps the epoch with
+        the lowest held-out log-loss; without, scikit-learn's random split of samples
+        (by accuracy) is used.
+        """
+        self.__dict__.pop("validation_loss_curve_", None)
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
         check_classification_targets(y)
         classes = np.unique(y)
@@ -135,26 +142,87 @@ class PatchClassifier(ClassifierMixin, BaseEstimator):
         mean = X.mean(axis=0)
         scale = X.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0)
+        Xs = (X - mean) / scale
+        if groups is not None and self.early_stopping:
+            held = self._held_out_groups(groups, len(y), rng)
+            if held is not None:
+                mlp = self._fit_grouped(Xs, y, sample_weight, held, classes, rng)
+                return self._keep(mlp, mean, scale)
         # Early stopping needs a validation split with at least 2 samples; skip it on tiny data.
         early = bool(self.early_stopping and len(X) * self.validation_fraction >= 2)
         n_train = len(X) - int(np.ceil(len(X) * self.validation_fraction)) if early else len(X)
-        mlp = MLPClassifier(
-            hidden_layer_sizes=tuple(int(h) for h in self.hidden_layer_sizes),
-            activation="relu",
-            solver="adam",
-            alpha=self.alpha,
+        mlp = self._mlp(
             batch_size=min(self.batch_size, n_train),
-            learning_rate_init=self.learning_rate_init,
             max_iter=self.max_iter,
             early_stopping=early,
-            validation_fraction=self.validation_fraction,
-            n_iter_no_change=self.n_iter_no_change,
             random_state=rng.randint(2**31 - 1),
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            mlp.fit((X - mean) / scale, y, sample_weight=sample_weight)
+            mlp.fit(Xs, y, sample_weight=sample_weight)
+        self.loss_curve_ = list(map(float, mlp.loss_curve_))
+        return self._keep(mlp, mean, scale)
 
+    def _mlp(self, **kw) -> MLPClassifier:
+        return MLPClassifier(
+            hidden_layer_sizes=tuple(int(h) for h in self.hidden_layer_sizes),
+            activation="relu",
+            solver="adam",
+            alpha=self.alpha,
+            learning_rate_init=self.learning_rate_init,
+            validation_fraction=self.validation_fraction,
+            n_iter_no_change=self.n_iter_no_change,
+            **kw,
+        )
+
+    def _held_out_groups(self, groups, n_samples, rng) -> np.ndarray | None:
+        """A boolean mask of the samples in held-out groups, or None if too few groups."""
+        groups = np.asarray(groups)
+        if groups.shape != (n_samples,):
+            raise ValueError(f"groups must have shape ({n_samples},), got {groups.shape}")
+        unique = np.unique(groups)
+        if len(unique) < 5:
+            return None
+        n_held = max(1, round(len(unique) * self.validation_fraction))
+        held = rng.permutation(unique)[:n_held]
+        return np.isin(groups, held)
+
+    def _fit_grouped(self, X, y, sample_weight, held, classes, rng) -> MLPClassifier:
+        """Epochs of Adam on the kept groups; keep the weights with the best held-out loss.
+
+        A random split of pixels from the same images flatters a network that has
+        memorized its training images; a split by image does not.
+        """
+        train = ~held
+        w_train = None if sample_weight is None else np.asarray(sample_weight)[train]
+        X_val, y_val = X[held], y[held]
+        mlp = self._mlp(
+            batch_size=min(self.batch_size, int(train.sum())),
+            random_state=rng.randint(2**31 - 1),
+        )
+        col = {c: i for i, c in enumerate(classes)}
+        y_val_idx = np.array([col[c] for c in y_val])
+        best, best_loss, stale, losses = None, np.inf, 0, []
+        for _ in range(self.max_iter):
+            mlp.partial_fit(X[train], y[train], sample_weight=w_train, classes=classes)
+            p = mlp.predict_proba(X_val)
+            loss = float(-np.mean(np.log(np.maximum(p[np.arange(len(p)), y_val_idx], 1e-12))))
+            losses.append(loss)
+            if loss < best_loss - 1e-4:
+                best_loss, stale = loss, 0
+                best = ([W.copy() for W in mlp.coefs_], [b.copy() for b in mlp.intercepts_])
+            else:
+                stale += 1
+                if stale >= self.n_iter_no_change:
+                    break
+        mlp.coefs_, mlp.intercepts_ = best
+        mlp.n_iter_ = len(losses)
+        self.loss_curve_ = list(map(float, mlp.loss_curve_))
+        self.validation_loss_curve_ = losses
+        return mlp
+
+    def _keep(self, mlp: MLPClassifier, mean, scale):
+        """Keep the trained network as plain float32 arrays."""
         self.classes_ = mlp.classes_
         self.coefs_ = [np.ascontiguousarray(W, dtype=np.float32) for W in mlp.coefs_]
         self.intercepts_ = [np.asarray(b, dtype=np.float32) for b in mlp.intercepts_]
@@ -162,7 +230,6 @@ class PatchClassifier(ClassifierMixin, BaseEstimator):
         self.scale_ = scale.astype(np.float32)
         self.out_activation_ = mlp.out_activation_
         self.n_iter_ = int(mlp.n_iter_)
-        self.loss_curve_ = list(map(float, mlp.loss_curve_))
         return self
 
     def predict_proba(self, X):

@@ -110,6 +110,7 @@ def cmd_colorize(args) -> int:
     from .io import find_images, read_image, write_image
     from .paths import DEFAULT_MODEL
     from .pipeline import Colorizer
+    from .video import is_video  # no PyAV needed until a video is found
 
     files = find_images(args.inputs, recursive=args.recursive)
     if not files:
@@ -133,6 +134,9 @@ def cmd_colorize(args) -> int:
     bar = _progress(len(pairs) > 1 and not args.quiet)
     for src, dst in bar(pairs, desc="colorizing") if bar else pairs:
         try:
+            if is_video(src):  # judged by content, whatever the file is called
+                _colorize_video_file(src, _video_output(dst, args), model, args)
+                continue
             if dst.exists() and dst.resolve() == src.resolve():
                 raise SomcolorError(f"{dst}: refusing to overwrite the input file")
             if dst.is_dir():
@@ -162,6 +166,126 @@ def cmd_colorize(args) -> int:
     if failures:
         _error(f"{failures} of {len(pairs)} files failed")
         return EXIT_FAILURES
+    return 0
+
+
+# ---------------------------------------------------------------------------- video
+def _smoothing(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
+    return value
+
+
+def _crf(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 0 <= value <= 51:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to 51, got {text!r}")
+    return value
+
+
+def _video_output(dst: Path, args) -> Path:
+    """A video's output: as given with -o, else the image-style name ending in .mp4."""
+    from .video import OUTPUT_FORMATS
+
+    if args.output is not None or dst.suffix.lower() in OUTPUT_FORMATS:
+        return dst
+    return dst.with_suffix(".mp4")
+
+
+def _colorize_video_file(src: Path, dst: Path, model, args) -> None:
+    """Colorize one video with a progress bar (frames, fps, time left) and a summary line."""
+    from .video import colorize_video
+
+    options = {k: getattr(args, k) for k in ("smoothing", "flow", "crf", "preset") if k in args}
+    bar = None
+    if not getattr(args, "quiet", False):
+        from tqdm import tqdm
+
+        bar = tqdm(desc=src.name, unit="frame", file=sys.stderr, disable=None, leave=False)
+
+    def progress(done: int, total: int | None) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        report = colorize_video(
+            src,
+            dst,
+            model,
+            overwrite=args.force,
+            max_pixels=getattr(args, "max_pixels", None),
+            progress=progress if bar is not None else None,
+            **options,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    if not getattr(args, "quiet", False):
+        print(
+            f"{dst}: {report.frames} frames, {report.width}x{report.height} at {report.fps} fps, "
+            f"{report.duration:.2f} s, audio {report.audio}, {report.scene_cuts} scene cuts; "
+            f"{report.seconds:.1f} s ({report.frames / max(report.seconds, 1e-9):.1f} frames/s)"
+        )
+
+
+def cmd_colorize_video(args) -> int:
+    from .paths import DEFAULT_MODEL
+    from .pipeline import Colorizer
+
+    model = Colorizer.load(args.model or DEFAULT_MODEL)
+    _colorize_video_file(Path(args.input), Path(args.output), model, args)
+    return 0
+
+
+def cmd_evaluate_video(args) -> int:
+    import math
+
+    from .paths import DEFAULT_MODEL
+    from .pipeline import Colorizer
+    from .video import compare_smoothing
+
+    model = Colorizer.load(args.model or DEFAULT_MODEL)
+    settings = [(0.0, False)] + [(s, args.flow) for s in args.smoothing if s > 0]
+    bar = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(desc="measuring", unit="frame", file=sys.stderr, disable=None, leave=False)
+    try:
+        results = compare_smoothing(
+            args.input,
+            model,
+            settings,
+            warped=not args.no_warp,
+            max_frames=args.max_frames,
+            progress=None if bar is None else (lambda done, total: bar.update(done - bar.n)),
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+    def num(x: float) -> str:
+        return "n/a" if math.isnan(x) else f"{x:.3f}"
+
+    first = results[0]
+    print(
+        f"{args.input}: {first['frames']} frames, {first['pairs']} frame pairs measured, "
+        f"{first['scene_cuts']} scene cuts skipped; model {args.model or 'bundled'}"
+    )
+    print(
+        f"{'smoothing':>9}  {'flow':>4}  {'flicker':>8}  {'chroma':>8}  {'luma':>8}  "
+        f"{'warp err':>8}  {'visible':>7}"
+    )
+    for r in results:
+        print(
+            f"{r['smoothing']:9.2f}  {'yes' if r['flow'] else 'no':>4}  {num(r['flicker']):>8}  "
+            f"{num(r['chroma_change']):>8}  {num(r['luma_change']):>8}  "
+            f"{num(r['warp_error']):>8}  {num(r['visible_fraction']):>7}"
+        )
     return 0
 
 
@@ -214,6 +338,55 @@ def cmd_train(args) -> int:
     if failures:
         _error(f"{failures} of {len(files)} training images could not be read")
         return EXIT_FAILURES
+    return 0
+
+
+# ---------------------------------------------------------------------------- evaluate
+def cmd_evaluate(args) -> int:
+    import copy
+
+    from . import evaluate as ev
+    from .io import find_images
+    from .paths import DEFAULT_MODEL
+    from .pipeline import Colorizer
+
+    files = find_images(args.inputs, recursive=args.recursive)
+    missing = [f for f in files if not f.is_file()]
+    if missing:
+        _error(f"{missing[0]}: no such file")
+        return EXIT_USAGE
+    if not files:
+        _error("no images found in " + ", ".join(args.inputs))
+        return EXIT_USAGE
+    files = files[: args.limit] if args.limit else files
+    model_paths = args.model or [str(DEFAULT_MODEL)]
+    models = {}
+    for p in model_paths:
+        name = Path(p).stem
+        if name in models:  # same file name in another folder: name it with its folder
+            name = str(Path(Path(p).parent.name) / name)
+        models[name] = Colorizer.load(p)
+    predictors = {}
+    first = next(iter(models.values()))
+    if not args.no_baselines:
+        predictors["gray"] = ev.gray_predictor
+        predictors["train mean chroma"] = ev.constant_predictor(first.quantizer_.mean_)
+    for name, model in models.items():
+        if args.decoder:
+            model.set_params(decoder=args.decoder)
+        if not args.no_baselines and model.decoder != "argmax":
+            paper = copy.deepcopy(model)
+            paper.set_params(decoder="argmax", smooth_radius=0.0)
+            predictors[f"{name} (argmax, unsmoothed)"] = ev.model_predictor(paper)
+        predictors[name] = ev.model_predictor(model)
+    result = ev.evaluate(
+        predictors, files, codebook=first.quantizer_.codebook_, progress=_progress(not args.quiet)
+    )
+    print(result.markdown(), end="")
+    if args.out:
+        for path in result.write(args.out):
+            log.info("wrote %s", path)
+        print(f"wrote {args.out}/summary.md, summary.csv, per_image.csv")
     return 0
 
 
@@ -277,6 +450,45 @@ def cmd_data(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- serve
+def _port(text: str) -> int:
+    port = int(text) if text.isdigit() else 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 1 to 65535, got {text!r}")
+    return port
+
+
+def cmd_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from .web.app import create_app
+    except ImportError as exc:
+        _error(f"serve needs the web extra (no module {exc.name!r}): pip install 'somcolor[web]'")
+        return EXIT_USAGE
+    from .web.settings import MIB
+
+    app = create_app(
+        args.model,
+        models_dir=args.models_dir,
+        max_upload_bytes=args.max_upload_mb * MIB,
+        max_pixels=args.max_pixels,
+        max_jobs=args.max_jobs,
+        result_ttl_s=args.result_ttl,
+    )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"somcolor: warning: serving on {args.host}: anyone who can reach it can use it "
+            "(there is no login)",
+            file=sys.stderr,
+        )
+    print(f"somcolor: serving http://{host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    log_level = "info" if args.verbose else "warning"
+    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
+    return 0
+
+
 # ---------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     from .io import MAX_PIXELS
@@ -326,6 +538,82 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("data", help="verify the bundled data sets against their checksums")
     d.set_defaults(func=cmd_data)
+
+    e = sub.add_parser("evaluate", help="measure colorization quality on color photos")
+    e.add_argument("inputs", nargs="+", metavar="INPUT", help="color photos: files, folders, globs")
+    e.add_argument(
+        "--model", action="append", help="model file; repeat to compare (default: bundled)"
+    )
+    e.add_argument("--decoder", choices=["argmax", "mean", "annealed"], help="override the decoder")
+    e.add_argument("--out", help="folder for summary.md, summary.csv and per_image.csv")
+    e.add_argument("--no-baselines", action="store_true", help="skip gray / mean / argmax rows")
+    e.add_argument("--limit", type=_positive, help="use only the first N images")
+    e.add_argument("-r", "--recursive", action="store_true")
+    e.add_argument("-q", "--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    v = sub.add_parser("colorize-video", help="colorize a video (needs the video extra)")
+    v.add_argument("input", metavar="INPUT")
+    v.add_argument("-o", "--output", required=True, help="output video (.mp4, .m4v, .mov, .mkv)")
+    v.add_argument("--model", help="model file (default: the bundled model)")
+    v.add_argument("--force", action="store_true", help="overwrite an existing output")
+    v.add_argument("--crf", type=_crf, default=18, help="x264 quality, 0-51, lower is better (18)")
+    v.add_argument("--preset", default="medium", help="x264 preset, ultrafast..veryslow (medium)")
+    v.add_argument(
+        "--smoothing", type=_smoothing, default=0.5, help="temporal smoothing, 0 (off) to <1 (0.5)"
+    )
+    v.add_argument("--flow", action="store_true", help="smooth along optical flow (slower)")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    v.set_defaults(func=cmd_colorize_video)
+
+    ev = sub.add_parser("evaluate-video", help="measure flicker with and without smoothing")
+    ev.add_argument("input", metavar="INPUT")
+    ev.add_argument("--model", help="model file (default: the bundled model)")
+    ev.add_argument(
+        "--smoothing",
+        type=_smoothing,
+        nargs="+",
+        default=[0.5],
+        help="strengths to compare with no smoothing (default 0.5)",
+    )
+    ev.add_argument("--flow", action="store_true", help="smooth along optical flow")
+    ev.add_argument("--max-frames", type=_positive, help="measure the first N frames only")
+    ev.add_argument("--no-warp", action="store_true", help="skip the flow-warped error (faster)")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=cmd_evaluate_video)
+
+    from .web.settings import MIB, Limits
+
+    s = sub.add_parser("serve", help="the web page: upload a photo or video, get it in color")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    s.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
+    s.add_argument("--model", help="default model file (default: the bundled model)")
+    s.add_argument("--models-dir", help="also offer every .npz model in this folder")
+    s.add_argument(
+        "--max-upload-mb",
+        type=_positive,
+        default=Limits.max_upload_bytes // MIB,
+        help=f"largest upload in MiB (default {Limits.max_upload_bytes // MIB})",
+    )
+    s.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=Limits.max_pixels,
+        help=f"largest photo or video frame (default {Limits.max_pixels})",
+    )
+    s.add_argument(
+        "--max-jobs",
+        type=_positive,
+        default=Limits.max_jobs,
+        help=f"video jobs at once; more get 429 (default {Limits.max_jobs})",
+    )
+    s.add_argument(
+        "--result-ttl",
+        type=_positive,
+        default=int(Limits.result_ttl_s),
+        help=f"seconds a video result is kept (default {int(Limits.result_ttl_s)})",
+    )
+    s.set_defaults(func=cmd_serve)
     return p
 
 

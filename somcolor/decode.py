@@ -2,8 +2,14 @@
 
 A decoder takes the classifier's probabilities ``(n_pixels, n_classes)``, its
 ``classes_`` (which code each column stands for: an MLP has columns only for codes
-it saw in training) and the SOM codebook ``(n_codes, 2)``, and returns UV
-``(n_pixels, 2)``.
+it saw in training), the SOM codebook ``(n_codes, 2)`` and a temperature, and
+returns UV ``(n_pixels, 2)``:
+
+* ``argmax``: the paper's rule, the UV of the most probable code;
+* ``mean``: the expectation of the codebook under the probabilities;
+* ``annealed``: the expectation under probabilities sharpened with a temperature
+  ``T`` (``p ** (1/T)``, renormalised; Zhang et al. 2016 use ``T = 0.38``). ``T = 1``
+  is the mean; ``T -> 0`` approaches the argmax.
 """
 
 from __future__ import annotations
@@ -12,8 +18,11 @@ import numpy as np
 
 from .exceptions import SomcolorError
 
+#: Zhang, Isola & Efros (2016): the annealed mean's default temperature.
+DEFAULT_TEMPERATURE = 0.38
 
-def decode_argmax(proba: np.ndarray, classes: np.ndarray, codebook: np.ndarray) -> np.ndarray:
+
+def decode_argmax(proba, classes, codebook, temperature=None) -> np.ndarray:
     """The paper's rule: the UV of the most probable code.
 
     >>> codebook = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
@@ -23,7 +32,35 @@ def decode_argmax(proba: np.ndarray, classes: np.ndarray, codebook: np.ndarray) 
     return codebook[classes[np.argmax(proba, axis=1)]]
 
 
-DECODERS = {"argmax": decode_argmax}
+def decode_mean(proba, classes, codebook, temperature=None) -> np.ndarray:
+    """The expectation of the codebook under the class probabilities.
+
+    >>> codebook = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    >>> decode_mean(np.array([[0.5, 0.5]]), np.array([1, 2]), codebook).tolist()
+    [[5.0, 5.0]]
+    """
+    return proba @ codebook[classes].astype(proba.dtype)
+
+
+def decode_annealed(proba, classes, codebook, temperature=DEFAULT_TEMPERATURE) -> np.ndarray:
+    """The annealed mean: the expectation under ``p ** (1 / T)``, renormalised.
+
+    >>> codebook = np.array([[0.0, 0.0], [10.0, 0.0]])
+    >>> np.round(decode_annealed(np.array([[0.25, 0.75]]), np.array([0, 1]), codebook, 0.5), 2)
+    array([[9., 0.]])
+    """
+    T = DEFAULT_TEMPERATURE if temperature is None else float(temperature)
+    if not T > 0:
+        raise SomcolorError(f"temperature must be positive, got {T}")
+    # Work in logs, shifted by the row maximum, so small probabilities do not underflow.
+    logp = np.log(np.maximum(proba, np.finfo(proba.dtype).tiny)) / T
+    logp -= logp.max(axis=1, keepdims=True)
+    sharp = np.exp(logp)
+    sharp /= sharp.sum(axis=1, keepdims=True)
+    return sharp @ codebook[classes].astype(sharp.dtype)
+
+
+DECODERS = {"argmax": decode_argmax, "mean": decode_mean, "annealed": decode_annealed}
 
 
 def get_decoder(name: str):

@@ -32,9 +32,11 @@ from .classify import PatchClassifier
 from .color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
 from .decode import get_decoder
 from .exceptions import ModelFormatError, SomcolorError
+from .features import FeatureSpec, features_at, image_features
 from .io import read_image
-from .patches import check_patch_size, image_patches, sample_patches
-from .quantize import SOMQuantizer
+from .patches import check_patch_size, sample_positions
+from .quantize import SOMQuantizer, rebalance_weights
+from .smooth import guided_filter, resample, working_shape
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +84,28 @@ class Colorizer(BaseEstimator):
         SOM training steps and the size of the UV subsample it trains on.
     max_iter : int, default=50
         MLP epochs at most (early stopping on 10% of the samples).
-    decoder : str, default="argmax"
+    decoder : {"argmax", "mean", "annealed"}, default="argmax"
         How code probabilities become UV (see :mod:`somcolor.decode`).
+    temperature : float, default=0.38
+        The annealed mean's temperature.
+    scales : tuple of int, default=()
+        Extra coarse patches of L downsampled by these factors (see :mod:`somcolor.features`).
+    scale_patch_size : int, default=5
+        Side of each coarse patch.
+    position : bool, default=False
+        Add the pixel's relative row and column to its features.
+    image_stats : bool, default=False
+        Add the whole image's L mean and standard deviation to the features.
+    rebalance : bool, default=False
+        Weight training samples by the inverse of the smoothed color prior mixed with
+        uniform (lambda = 0.5), so rare colors count more.
+    smooth_radius : float, default=0.0
+        Guided-filter radius as a fraction of the image's long side (0: off).
+    smooth_eps : float, default=3e-3
+        Guided-filter regularisation, with the guide as L / 100.
+    work_size : int or None, default=None
+        Predict at this long side (pixels) and upsample the chroma to the full image;
+        training photos are reduced the same way. None: full resolution.
     random_state : int or None, default=None
         The one seed for pixel sampling, the SOM and the MLP.
 
@@ -115,6 +137,15 @@ class Colorizer(BaseEstimator):
         som_samples=20000,
         max_iter=50,
         decoder="argmax",
+        temperature=0.38,
+        scales=(),
+        scale_patch_size=5,
+        position=False,
+        image_stats=False,
+        rebalance=False,
+        smooth_radius=0.0,
+        smooth_eps=3e-3,
+        work_size=None,
         random_state=None,
     ):
         self.som_shape = som_shape
@@ -125,34 +156,76 @@ class Colorizer(BaseEstimator):
         self.som_samples = som_samples
         self.max_iter = max_iter
         self.decoder = decoder
+        self.temperature = temperature
+        self.scales = scales
+        self.scale_patch_size = scale_patch_size
+        self.position = position
+        self.image_stats = image_stats
+        self.rebalance = rebalance
+        self.smooth_radius = smooth_radius
+        self.smooth_eps = smooth_eps
+        self.work_size = work_size
         self.random_state = random_state
+
+    def _check_inference_params(self) -> None:
+        get_decoder(self.decoder)
+        if not self.temperature > 0:
+            raise SomcolorError(f"temperature must be positive, got {self.temperature!r}")
+        if self.work_size is not None and not int(self.work_size) >= 8:
+            raise SomcolorError(
+                f"work_size must be None or at least 8 pixels, got {self.work_size!r}"
+            )
+        if not 0 <= self.smooth_radius <= 1:
+            raise SomcolorError(f"smooth_radius must be in 0..1, got {self.smooth_radius!r}")
+        if not self.smooth_eps > 0:
+            raise SomcolorError(f"smooth_eps must be positive, got {self.smooth_eps!r}")
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        """The features this model computes per pixel."""
+        return FeatureSpec(
+            patch_size=check_patch_size(self.patch_size),
+            scales=tuple(int(f) for f in self.scales),
+            scale_patch_size=self.scale_patch_size,
+            position=bool(self.position),
+            image_stats=bool(self.image_stats),
+        )
 
     # ------------------------------------------------------------------ training
     def build_dataset(self, images, rng: np.random.Generator, progress=None):
-        """Sample patches and their UV from each image: ``(X, uv, n_images)``.
+        """Sample features and their UV from each image: ``(X, uv, image_index)``.
 
         ``images`` holds arrays or paths; ``progress`` wraps the iteration (e.g. tqdm).
         """
-        k = check_patch_size(self.patch_size)
-        feats, chroma = [], []
+        spec = self.feature_spec
+        feats, chroma, groups = [], [], []
         items = list(images)
         iterator = progress(items, desc="sampling pixels") if progress else items
         for item in iterator:
             image = read_image(item) if isinstance(item, str | Path) else item
-            L, uv = split_luv(rgb_to_luv(to_float_rgb(image)))
-            X, index = sample_patches(L, k, self.pixels_per_image, rng)
-            feats.append(X)
-            chroma.append(uv.reshape(-1, 2)[index].astype(np.float32))
+            luv = rgb_to_luv(to_float_rgb(image)).astype(np.float32, copy=False)
+            luv = resample(luv, working_shape(luv.shape[:2], self.work_size))
+            L, uv = split_luv(luv)
+            index = sample_positions(L.shape, self.pixels_per_image, rng)
+            feats.append(features_at(L, index, spec))
+            chroma.append(uv.reshape(-1, 2)[index])
+            groups.append(np.full(len(index), len(groups), dtype=np.int32))
         if not feats:
             raise SomcolorError("no training images given")
-        return np.concatenate(feats), np.concatenate(chroma), len(items)
+        return np.concatenate(feats), np.concatenate(chroma), np.concatenate(groups)
 
     def fit(self, images, *, description: str = "", progress=None):
         """Train on color photos (arrays or paths); returns ``self``."""
         get_decoder(self.decoder)
+        try:
+            self.feature_spec  # noqa: B018 - validates the feature parameters
+        except ValueError as exc:
+            raise SomcolorError(str(exc)) from None
+        self._check_inference_params()
         t0 = time.perf_counter()
         rng, som_seed, mlp_seed = _seeds(self.random_state)
-        X, uv, n_images = self.build_dataset(images, rng, progress)
+        X, uv, groups = self.build_dataset(images, rng, progress)
+        n_images = int(groups.max()) + 1
         log.info("sampled %d pixels from %d images", len(X), n_images)
 
         t1 = time.perf_counter()
@@ -171,11 +244,14 @@ class Colorizer(BaseEstimator):
         t2 = time.perf_counter()
         log.info("SOM %s trained in %.1f s", self.som_shape, t2 - t1)
 
+        weights = None
+        if self.rebalance:
+            weights = rebalance_weights(codes, self.quantizer_.codebook_)
         self.classifier_ = PatchClassifier(
             hidden_layer_sizes=tuple(self.hidden_layer_sizes),
             max_iter=self.max_iter,
             random_state=mlp_seed,
-        ).fit(X, codes)
+        ).fit(X, codes, sample_weight=weights, groups=groups)
         t3 = time.perf_counter()
         log.info("MLP trained in %.1f s (%d epochs)", t3 - t2, self.classifier_.n_iter_)
 
@@ -195,20 +271,41 @@ class Colorizer(BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ inference
-    def predict_uv(self, L: np.ndarray) -> np.ndarray:
-        """Predicted chroma ``(H, W, 2)`` float32 for a luminance image ``(H, W)``."""
+    def predict_proba(self, L: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """Code probabilities per pixel at the working resolution.
+
+        Returns ``(proba, shape)``: ``proba`` is float32 ``(h * w, n_classes)`` with
+        columns following ``classifier_.classes_``, ``shape`` is ``(h, w)``.
+        """
         check_is_fitted(self, "classifier_")
+        L = np.asarray(L, dtype=np.float32)
+        shape = working_shape(L.shape, self.work_size)
+        L_work = resample(L, shape)
+        proba = np.empty((shape[0] * shape[1], len(self.classifier_.classes_)), np.float32)
+        w = shape[1]
+        for r0, r1, X in image_features(L_work, self.feature_spec, BLOCK_PIXELS):
+            proba[r0 * w : r1 * w] = self.classifier_.predict_proba(X)
+        return proba, shape
+
+    def predict_uv(self, L: np.ndarray, *, return_codes: bool = False):
+        """Predicted chroma ``(H, W, 2)`` float32 for a luminance image ``(H, W)``.
+
+        Probabilities at the working resolution are decoded, upsampled to the full
+        image and smoothed with the full-resolution L as guide. With ``return_codes``
+        also returns the most probable code per pixel at the working resolution.
+        """
         decode = get_decoder(self.decoder)
-        H, W = L.shape
-        uv = np.empty((H * W, 2), dtype=np.float32)
-        rows_per_block = max(1, BLOCK_PIXELS // W)
-        codebook = self.quantizer_.codebook_
+        L = np.asarray(L, dtype=np.float32)
+        proba, shape = self.predict_proba(L)
         classes = self.classifier_.classes_
-        for r0 in range(0, H, rows_per_block):
-            r1 = min(H, r0 + rows_per_block)
-            proba = self.classifier_.predict_proba(image_patches(L, self.patch_size, r0, r1))
-            uv[r0 * W : r1 * W] = decode(proba, classes, codebook)
-        return uv.reshape(H, W, 2)
+        uv = decode(proba, classes, self.quantizer_.codebook_, self.temperature)
+        uv = resample(uv.astype(np.float32).reshape(*shape, 2), L.shape)
+        if self.smooth_radius > 0:
+            radius = max(1, round(self.smooth_radius * max(L.shape)))
+            uv = guided_filter(L / np.float32(100), uv, radius, self.smooth_eps)
+        if return_codes:
+            return uv, classes[np.argmax(proba, axis=1)].reshape(shape)
+        return uv
 
     def colorize(self, image, *, return_info: bool = False):
         """Colorize an image (gray, RGB or RGBA array, or a path) -> RGB uint8 ``(H, W, 3)``.
@@ -246,6 +343,7 @@ class Colorizer(BaseEstimator):
         params = self.get_params()
         params["som_shape"] = list(params["som_shape"])
         params["hidden_layer_sizes"] = list(params["hidden_layer_sizes"])
+        params["scales"] = list(params["scales"])
         metadata = {
             "config": params,
             "mlp": {"n_layers": len(c.coefs_), "out_activation": c.out_activation_},
@@ -281,8 +379,9 @@ class Colorizer(BaseEstimator):
         config = dict(meta["config"])
         config["som_shape"] = tuple(config["som_shape"])
         config["hidden_layer_sizes"] = tuple(config["hidden_layer_sizes"])
+        config["scales"] = tuple(config.get("scales", ()))
         model = cls(**config)
-        k = check_patch_size(model.patch_size)
+        n_features = model.feature_spec.n_features
         rows, cols = model.som_shape
 
         codebook = np.asarray(arrays["som_codebook"], dtype=np.float64)
@@ -306,13 +405,13 @@ class Colorizer(BaseEstimator):
         c.mean_ = np.asarray(arrays["mlp_mean"], dtype=np.float32)
         c.scale_ = np.asarray(arrays["mlp_scale"], dtype=np.float32)
         c.out_activation_ = meta["mlp"]["out_activation"]
-        c.n_features_in_ = k * k
-        _check_network(c, n_codes=rows * cols, n_features=k * k)
+        c.n_features_in_ = n_features
+        _check_network(c, n_codes=rows * cols, n_features=n_features)
 
         model.quantizer_, model.classifier_ = q, c
         model.training_ = meta.get("training", {})
         model.metadata_ = meta
-        get_decoder(model.decoder)
+        model._check_inference_params()
         return model
 
 

@@ -219,3 +219,28 @@ class SOMQuantizer(ClusterMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
+
+
+def rebalance_weights(codes, codebook, *, lam: float = 0.5, sigma: float = 5.0) -> np.ndarray:
+    """Per-sample weights that lift rare colors (Zhang, Isola & Efros 2016, eq. 3-4).
+
+    The code frequencies are smoothed over the codebook with a Gaussian of width
+    ``sigma`` (UV units), mixed with the uniform distribution (weight ``lam``) and
+    inverted; the weights are normalised so that their mean over the samples is 1.
+
+    >>> codebook = np.array([[0.0, 0.0], [100.0, 0.0]])
+    >>> w = rebalance_weights(np.array([0, 0, 0, 1]), codebook)
+    >>> round(float(w.mean()), 6), bool(w[3] > w[0])
+    (1.0, True)
+    """
+    codes = np.asarray(codes, dtype=np.intp)
+    codebook = np.asarray(codebook, dtype=np.float64)
+    n_codes = len(codebook)
+    prior = np.bincount(codes, minlength=n_codes).astype(np.float64)
+    prior /= prior.sum()
+    d2 = ((codebook[:, None, :] - codebook[None, :, :]) ** 2).sum(-1)
+    smoothed = np.exp(-d2 / (2 * sigma**2)) @ prior
+    smoothed /= smoothed.sum()
+    per_code = 1.0 / ((1 - lam) * smoothed + lam / n_codes)
+    weights = per_code[codes]
+    return weights / weights.mean()

@@ -1,0 +1,251 @@
+"""Beyond the paper, measured: ``make compare`` (``python -m experiments.compare``).
+
+Trains each variant on a collection's train split, colorizes the L of its test
+split and scores the result with :mod:`somcolor.evaluate`, beside the gray and
+mean-chroma baselines and the paper's argmax rule. Each variant changes one thing
+from the row it builds on, so each row measures one improvement. Writes, per
+collection, ``experiments/results/compare/<collection>/summary.{md,csv}``,
+``per_image.csv`` and ``grid.png`` (example images), and ``README.md`` with all the
+tables. Trained models are cached in ``data/interim/compare/`` keyed by their
+config, so a rerun only evaluates.
+
+``--quick`` runs a tiny version (few images, few epochs) for ``make smoke``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from joblib import Parallel, delayed
+
+from somcolor import datasets, paths
+from somcolor import evaluate as ev
+from somcolor.color import luminance
+from somcolor.io import read_image
+from somcolor.pipeline import Colorizer
+
+#: The paper's published configuration (Richart et al. 2017): SOM 3x3, 3x3 patch, MLP 50+50.
+PAPER = dict(som_shape=(3, 3), patch_size=3, hidden_layer_sizes=(50, 50), decoder="argmax")
+CONTEXT = dict(scales=(4, 16), scale_patch_size=5, position=True)
+SMOOTH = dict(smooth_radius=0.066, smooth_eps=3e-3)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    train: dict  # Colorizer parameters that need training
+    infer: dict = field(default_factory=dict)  # parameters applied after loading
+
+
+VARIANTS = [
+    Variant("paper: SOM 3x3, 3x3 patch, 50+50, argmax", PAPER),
+    Variant("+ mean decoding", PAPER, {"decoder": "mean"}),
+    Variant("+ annealed mean (T=0.38)", PAPER, {"decoder": "annealed"}),
+    Variant(
+        "10x10 codebook, 5x5 patch, mean",
+        dict(PAPER, som_shape=(10, 10), patch_size=5),
+        {"decoder": "mean"},
+    ),
+    Variant(
+        "20x20 codebook, 5x5 patch, mean",
+        dict(PAPER, som_shape=(20, 20), patch_size=5),
+        {"decoder": "mean"},
+    ),
+    Variant(
+        "+ context: 7x7 + coarse 1/4, 1/16 patches + position, 64+64",
+        dict(PAPER, som_shape=(10, 10), patch_size=7, hidden_layer_sizes=(64, 64), **CONTEXT),
+        {"decoder": "mean"},
+    ),
+    Variant(
+        "+ rebalancing (lambda=0.5)",
+        dict(
+            PAPER,
+            som_shape=(10, 10),
+            patch_size=7,
+            hidden_layer_sizes=(64, 64),
+            rebalance=True,
+            **CONTEXT,
+        ),
+        {"decoder": "mean"},
+    ),
+    Variant(
+        "+ guided filter (context model)",
+        dict(PAPER, som_shape=(10, 10), patch_size=7, hidden_layer_sizes=(64, 64), **CONTEXT),
+        {"decoder": "mean", **SMOOTH},
+    ),
+    Variant(
+        "+ annealed T=0.6 (context model, guided filter)",
+        dict(PAPER, som_shape=(10, 10), patch_size=7, hidden_layer_sizes=(64, 64), **CONTEXT),
+        {"decoder": "annealed", "temperature": 0.6, **SMOOTH},
+    ),
+    Variant(
+        "+ working resolution 240 px (context, guided filter)",
+        dict(
+            PAPER,
+            som_shape=(10, 10),
+            patch_size=7,
+            hidden_layer_sizes=(64, 64),
+            work_size=240,
+            **CONTEXT,
+        ),
+        {"decoder": "mean", **SMOOTH},
+    ),
+]
+
+#: Per collection: training pixels per image (the paper's 2500 where images are large).
+COLLECTIONS = {
+    "bsds500": {"pixels_per_image": 2500},
+    "opencountry": {"pixels_per_image": 1000},  # 64x64 thumbnails: 4096 pixels each
+    "fruits100": {"pixels_per_image": 500},  # 100x100, mostly white background
+}
+
+
+def _key(params: dict) -> str:
+    text = json.dumps(params, sort_keys=True, default=list)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def trained_model(collection: str, params: dict, train_files, cache: Path) -> Colorizer:
+    """Train (or load from the cache) a Colorizer with ``params`` on ``train_files``."""
+    files_key = _key({"files": [str(f.name) for f in train_files]})
+    path = cache / f"{collection}-{_key(params)}-{files_key}.npz"
+    if path.exists():
+        return Colorizer.load(path)
+    t0 = time.perf_counter()
+    model = Colorizer(**params).fit(train_files, description=f"{collection} train split")
+    model.save(path)
+    print(f"  trained {path.name} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return model
+
+
+def _evaluate_one(predictors, codebook, truth, prior, name):
+    rows = []
+    for pname, predictor in predictors.items():
+        row = {"predictor": pname, "image": name}
+        row.update(ev.evaluate_image(predictor, truth, prior, codebook))
+        rows.append(row)
+    return rows
+
+
+def run_collection(collection: str, out: Path, *, quick: bool, n_jobs: int) -> ev.Evaluation:
+    cache = paths.INTERIM_DIR / "compare"
+    cache.mkdir(parents=True, exist_ok=True)
+    train_files = datasets.image_paths(collection, "train")
+    test_files = datasets.image_paths(collection, "test")
+    extra = dict(COLLECTIONS[collection], random_state=0, max_iter=30)
+    if quick:
+        train_files, test_files = train_files[:12], test_files[:3]
+        extra.update(pixels_per_image=300, max_iter=3)
+
+    models = {}
+    predictors: dict = {"gray": ev.gray_predictor}
+    for v in VARIANTS:
+        params = dict(v.train, **extra)
+        model = trained_model(collection, params, train_files, cache)
+        model.set_params(**v.infer)
+        models[v.name] = model
+        predictors[v.name] = ev.model_predictor(model)
+    paper = models[VARIANTS[0].name]
+    predictors = {
+        "gray": ev.gray_predictor,
+        "train mean chroma": ev.constant_predictor(paper.quantizer_.mean_),
+        **{k: v for k, v in predictors.items() if k != "gray"},
+    }
+
+    prior = ev.ColorPrior()
+    truths = []
+    for f in test_files:
+        truths.append(ev.Truth.of(f))
+        prior.add(truths[-1].uv)
+    t0 = time.perf_counter()
+    per_image = Parallel(n_jobs=n_jobs)(
+        delayed(_evaluate_one)(predictors, paper.quantizer_.codebook_, t, prior, f.name)
+        for t, f in zip(truths, test_files, strict=True)
+    )
+    result = ev.Evaluation([row for rows in per_image for row in rows])
+    print(
+        f"  evaluated {len(test_files)} images x {len(predictors)} rows "
+        f"in {time.perf_counter() - t0:.0f} s",
+        flush=True,
+    )
+    result.write(out / collection)
+    grid(models, test_files[:4], out / collection / "grid.png")
+    return result
+
+
+def grid(models: dict, files, path: Path, columns=None) -> None:
+    """Example images: gray | selected variants | original, one row per photo."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = columns or [VARIANTS[0].name, VARIANTS[1].name, VARIANTS[5].name, VARIANTS[8].name]
+    fig, axes = plt.subplots(
+        len(files),
+        len(names) + 2,
+        figsize=(2.6 * (len(names) + 2), 2.0 * len(files)),
+        squeeze=False,
+    )
+    for r, f in enumerate(files):
+        photo = read_image(f)
+        L = luminance(photo)
+        cells = [
+            ("gray input", L),
+            *((n, models[n].colorize(photo)) for n in names),
+            ("original", photo),
+        ]
+        for c, (title, img) in enumerate(cells):
+            ax = axes[r, c]
+            ax.imshow(
+                img,
+                cmap="gray" if img.ndim == 2 else None,
+                vmin=0,
+                vmax=100 if img.ndim == 2 else None,
+            )
+            ax.set_axis_off()
+            if r == 0:
+                ax.set_title(title if len(title) < 28 else title[:26] + "…", fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--collections", default=",".join(COLLECTIONS))
+    p.add_argument("--out", default=str(paths.RESULTS_DIR / "compare"))
+    p.add_argument("--quick", action="store_true", help="tiny version for make smoke")
+    p.add_argument("--jobs", type=int, default=2, help="parallel evaluation workers")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    sections = []
+    for collection in args.collections.split(","):
+        if collection not in COLLECTIONS:
+            print(f"compare: error: unknown collection {collection!r}", file=sys.stderr)
+            return 2
+        print(f"{collection}:", flush=True)
+        t0 = time.perf_counter()
+        result = run_collection(collection, out, quick=args.quick, n_jobs=args.jobs)
+        note = " (64x64 thumbnails, not the paper's 256x256)" if collection == "opencountry" else ""
+        sections.append(
+            f"## {collection} test{note}\n\n{result.markdown()}\n"
+            f"![examples]({collection}/grid.png)\n\n"
+            f"({time.perf_counter() - t0:.0f} s)\n"
+        )
+    (out / "README.md").write_text(
+        "# Colorization quality: variants against baselines\n\n" + "\n".join(sections)
+    )
+    print(f"wrote {out}/README.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""A web page for somcolor: upload a photo or video, get it back in color.
+
+``somcolor serve`` runs :func:`create_app` under uvicorn. Needs the ``web`` extra
+(``pip install 'somcolor[web]'``: FastAPI, uvicorn, python-multipart); videos also
+need the ``video`` extra. The modules, in request order:
+
+* :mod:`.settings`: the limits and their defaults (imports nothing from the extra);
+* :mod:`.uploads`: streaming uploads into a private folder, identifying them by content;
+* :mod:`.jobs`: background video jobs, bounded and expiring;
+* :mod:`.app`: the FastAPI app, its routes and the page under ``static/``.
+"""
+
+from __future__ import annotations
+
+from .settings import Limits
+
+__all__ = ["Limits", "create_app"]
+
+
+def create_app(*args, **kwargs):
+    """Build the FastAPI app; see :func:`somcolor.web.app.create_app`."""
+    from .app import create_app
+
+    return create_app(*args, **kwargs)
