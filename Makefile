@@ -14,7 +14,7 @@ SAMPLE := data/raw/bsds500/test/100007.jpg
 MODEL_ARGS := --som 3x3 --patch 5 --hidden 50,50 --pixels-per-image 2500 --seed 0 \
               --description "BSDS500 train+test (400 photos, 481x321) from data/raw/bsds500"
 
-.PHONY: help install demo data model test lint smoke clean table1 table2 fig8 fig9 fig10 paper compare
+.PHONY: help install demo data model test lint smoke bench clean table1 table2 fig8 fig9 fig10 paper compare
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ lint: $(STAMP) ## ruff: lint and format check
 
 smoke: $(STAMP) ## a one-minute run of every command on tiny data
 	$(BIN)/python -m experiments.smoke
+
+bench: $(STAMP) ## speed and memory of every stage vs a naive reference -> experiments/results/bench/
+	$(BIN)/python -m somcolor.bench
 
 COMPARE := experiments/results/compare/README.md
 compare: $(COMPARE) ## quality of every variant vs baselines on BSDS500, Open Country, Fruits-100 test

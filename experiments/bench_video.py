@@ -4,9 +4,10 @@
 default), colorizes it with the default settings (smoothing 0.5, no flow, crf 18, preset
 medium), and prints end-to-end frames/s, the time per frame of each stage (decode,
 luminance, the model's ``predict_uv``, smoothing, composing RGB, encoding), the
-resident memory after the first and the last batch (flat = streaming works) and the
-peak. The resolved config, versions and machine go to
-``experiments/results/bench_video.json``.
+resident memory after the first batch, at 10% of the frames (x264's lookahead is full
+by then) and after the last batch (flat = streaming works), and the peak. A long clip
+checks the memory: ``--sizes 320x240 --seconds 40``. The resolved config, versions and machine go to
+``experiments/results/bench_video_<sizes>.json``.
 
 ``python -m experiments.bench_video --make-clip out/demo.mp4`` only writes the demo
 clip: film-grained gray pans over two BSDS500 photos with a scene cut between them,
@@ -27,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,10 +37,11 @@ from PIL import Image
 
 import somcolor
 from somcolor import datasets
-from somcolor.color import compose, luminance
+from somcolor.color import compose
 from somcolor.io import read_image
 from somcolor.paths import RESULTS_DIR
 from somcolor.temporal import TemporalSmoother
+from somcolor.video import frame_luminance
 
 
 @dataclass
@@ -57,7 +59,7 @@ class BenchConfig:
     flow: bool = False
     stage_frames: int = 8  #: frames used for the per-stage timings
     seed: int = 0
-    results: str = field(default=str(RESULTS_DIR / "bench_video.json"))
+    results: str = str(RESULTS_DIR)  #: folder of bench_video_<sizes>.json
 
 
 # ---------------------------------------------------------------------------- the clip
@@ -141,7 +143,7 @@ def _stages(clip: Path, model, config: BenchConfig) -> dict:
     outs = []
     for rgb in frames:
         t = [time.perf_counter()]
-        L = luminance(rgb).astype(np.float32)
+        L = frame_luminance(rgb)
         t.append(time.perf_counter())
         uv = model.predict_uv(L)
         t.append(time.perf_counter())
@@ -192,7 +194,9 @@ def bench_size(size, model, config: BenchConfig, folder: Path) -> dict:
         "stage_ms_per_frame": {k: round(1000 * v, 1) for k, v in stages.items()},
         "predict_uv_share": round(stages["predict_uv"] / sum(stages.values()), 2),
         "rss_mb_first_batch": round(rss[0], 1),
+        "rss_mb_at_10pct": round(rss[len(rss) // 10], 1),  # the encoder's lookahead is full
         "rss_mb_last_batch": round(rss[-1], 1),
+        "rss_mb_by_batch": [round(r) for r in rss[:: max(1, len(rss) // 20)]],
         "audio": report.audio,
         "scene_cuts": report.scene_cuts,
     }
@@ -274,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
                 + ", ".join(f"{k} {v}" for k, v in st.items())
                 + f"; predict_uv {row['predict_uv_share']:.0%} of the stages; RSS "
                 f"{row['rss_mb_first_batch']:.0f} MB after the first batch, "
+                f"{row['rss_mb_at_10pct']:.0f} MB at 10% of the frames, "
                 f"{row['rss_mb_last_batch']:.0f} MB after the last"
             )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -290,7 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         "versions": _versions(),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    out = Path(config.results)
+    sizes = "_".join(f"{w}x{h}" for w, h in config.sizes)
+    out = Path(config.results) / f"bench_video_{sizes}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")

@@ -48,6 +48,7 @@ class GridStats:
     total: int = 0
     reused: int = 0
     computed: int = 0
+    cpu_seconds: float = 0.0  # CPU time of the cells computed in this run
 
 
 def _call(key: str, func: Callable, args: tuple, kwargs: dict):
@@ -143,6 +144,8 @@ def run_cells(
                     cache.write_json(cell_dir / f"{key}.json", record)
                     done[key] = record
                     stats.computed += 1
+                    if isinstance(result, dict):
+                        stats.cpu_seconds += float(result.get("cpu_seconds", 0.0))
                     bar.update()
     for stale in set(p.stem for p in cell_dir.glob("*.json")) - set(keys):
         (cell_dir / f"{stale}.json").unlink()  # cells of an earlier, different config

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from datetime import UTC, datetime
@@ -59,7 +60,9 @@ def write_outputs(outcome, cfg, out_dir: Path, meta: dict) -> None:
     lines += [
         "",
         f"Command: `{meta['command']}` — {meta['seconds']:.0f} s on {meta['provenance']['cpus']} "
-        f"CPUs ({meta['cells']['computed']} cells computed, {meta['cells']['reused']} reused); "
+        f"CPUs, load average {meta['load_average']['start']:.1f} at the start "
+        f"({meta['cells']['computed']} cells computed, {meta['cells']['reused']} reused, "
+        f"{meta['cpu_seconds']['cells']:.0f} CPU-s in cells); "
         f"seed {cfg.seed}; commit {commit}.",
         "",
     ]
@@ -85,7 +88,7 @@ def execute(
     out_dir.mkdir(parents=True, exist_ok=True)
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     started = datetime.now(UTC)
-    t0 = time.perf_counter()
+    t0, cpu0, load0 = time.perf_counter(), time.process_time(), os.getloadavg()
     stats = GridStats()
     outcome = run_experiment(cfg, cache_dir, out_dir / "cells", scheduler, stats)
     meta = {
@@ -98,6 +101,12 @@ def execute(
         "started": started.isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - t0, 1),
         "cells": {"total": stats.total, "computed": stats.computed, "reused": stats.reused},
+        # What the run cost whatever else ran on the machine, and how busy the machine was.
+        "cpu_seconds": {
+            "main": round(time.process_time() - cpu0, 1),
+            "cells": round(stats.cpu_seconds, 1),
+        },
+        "load_average": {"start": load0[0], "end": os.getloadavg()[0]},
         "summary": outcome.summary,
         "provenance": report.provenance(),
     }

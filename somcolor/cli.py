@@ -1,4 +1,4 @@
-"""The ``somcolor`` command line: colorize, train, info, data.
+"""The ``somcolor`` command line: colorize, train, info, data, evaluate, video, serve.
 
 Every error a user can cause is printed as one line ``somcolor: error: ...`` on
 stderr with a non-zero exit status; no traceback reaches the user unless
@@ -227,7 +227,7 @@ def _colorize_video_file(src: Path, dst: Path, model, args) -> None:
     if not getattr(args, "quiet", False):
         print(
             f"{dst}: {report.frames} frames, {report.width}x{report.height} at {report.fps} fps, "
-            f"{report.duration:.2f} s, audio {report.audio}, {report.scene_cuts} scene cuts; "
+            f"{report.duration:.2f} s, audio {report.audio}, scene cuts {report.scene_cuts}; "
             f"{report.seconds:.1f} s ({report.frames / max(report.seconds, 1e-9):.1f} frames/s)"
         )
 
@@ -249,7 +249,9 @@ def cmd_evaluate_video(args) -> int:
     from .video import compare_smoothing
 
     model = Colorizer.load(args.model or DEFAULT_MODEL)
-    settings = [(0.0, False)] + [(s, args.flow) for s in args.smoothing if s > 0]
+    strengths = [s for s in dict.fromkeys(args.smoothing) if s > 0]
+    settings = [(0.0, False)] + [(s, False) for s in strengths]
+    settings += [(s, True) for s in strengths] if args.flow else []
     bar = None
     if not args.quiet:
         from tqdm import tqdm
@@ -576,7 +578,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=[0.5],
         help="strengths to compare with no smoothing (default 0.5)",
     )
-    ev.add_argument("--flow", action="store_true", help="smooth along optical flow")
+    ev.add_argument("--flow", action="store_true", help="also measure each with optical flow")
     ev.add_argument("--max-frames", type=_positive, help="measure the first N frames only")
     ev.add_argument("--no-warp", action="store_true", help="skip the flow-warped error (faster)")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")

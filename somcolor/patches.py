@@ -22,6 +22,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
+from .color import threads_for
 from .exceptions import SomcolorError
 
 
@@ -36,14 +37,36 @@ def _reflect(i, n):
 
 
 @nb.njit(cache=True, nogil=True)
-def _patches_at(L, rows, cols, k, out):
-    """Fill ``out[j]`` with the flattened k x k patch of ``L`` centred at ``(rows[j], cols[j])``."""
+def _patches_at(L, flat_index, k, out):
+    """Fill ``out[j]`` with the flattened k x k patch of ``L`` centred at ``flat_index[j]``.
+
+    The pixels are visited row by row (a counting sort of their rows), so the image
+    is read from top to bottom instead of at random; interior patches skip the
+    reflection arithmetic.
+    """
     h = k // 2
     H, W = L.shape
-    for j in range(rows.shape[0]):
-        r = rows[j]
-        c = cols[j]
+    n = flat_index.shape[0]
+    start = np.zeros(H + 1, dtype=np.int64)
+    for j in range(n):
+        start[flat_index[j] // W + 1] += 1
+    for r in range(H):
+        start[r + 1] += start[r]
+    order = np.empty(n, dtype=np.int64)
+    for j in range(n):
+        r = flat_index[j] // W
+        order[start[r]] = j
+        start[r] += 1
+    for j in order:
+        r = flat_index[j] // W
+        c = flat_index[j] - r * W
         m = 0
+        if h <= r < H - h and h <= c < W - h:
+            for y in range(r - h, r + h + 1):
+                for x in range(c - h, c + h + 1):
+                    out[j, m] = L[y, x]
+                    m += 1
+            continue
         for dy in range(-h, h + 1):
             y = _reflect(r + dy, H)
             for dx in range(-h, h + 1):
@@ -105,9 +128,8 @@ def patches_at(L: np.ndarray, flat_index: np.ndarray, k: int) -> np.ndarray:
     flat_index = np.asarray(flat_index, dtype=np.int64)
     if flat_index.size and (flat_index.min() < 0 or flat_index.max() >= L.size):
         raise SomcolorError(f"pixel index out of range for an image of shape {L.shape}")
-    rows, cols = np.divmod(flat_index, L.shape[1])
     out = np.empty((len(flat_index), k * k), dtype=np.float32)
-    _patches_at(L, rows, cols, k, out)
+    _patches_at(L, flat_index, k, out)
     return out
 
 
@@ -144,5 +166,6 @@ def image_patches(L: np.ndarray, k: int, row_start: int = 0, row_stop: int | Non
     if not 0 <= row_start <= row_stop <= H:
         raise SomcolorError(f"row range {row_start}:{row_stop} outside an image of {H} rows")
     out = np.empty(((row_stop - row_start) * W, k * k), dtype=np.float32)
-    _row_patches(L, row_start, row_stop, k, out)
+    with threads_for(len(out)):
+        _row_patches(L, row_start, row_stop, k, out)
     return out

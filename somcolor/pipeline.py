@@ -325,8 +325,8 @@ class Colorizer(BaseEstimator):
         return out, info
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path, *, overwrite: bool = True) -> Path:
-        """Write the model as ``.npz`` arrays + JSON metadata (no pickle), atomically."""
+    def model_arrays(self) -> dict[str, np.ndarray]:
+        """The fitted model as named plain arrays (what :meth:`save` stores)."""
         check_is_fitted(self, "classifier_")
         q, c = self.quantizer_, self.classifier_
         arrays = {
@@ -340,6 +340,12 @@ class Colorizer(BaseEstimator):
         for i, (W, b) in enumerate(zip(c.coefs_, c.intercepts_, strict=True)):
             arrays[f"mlp_coef_{i}"] = W
             arrays[f"mlp_intercept_{i}"] = b
+        return arrays
+
+    def save(self, path, *, overwrite: bool = True) -> Path:
+        """Write the model as ``.npz`` arrays + JSON metadata (no pickle), atomically."""
+        arrays = self.model_arrays()
+        c = self.classifier_
         params = self.get_params()
         params["som_shape"] = list(params["som_shape"])
         params["hidden_layer_sizes"] = list(params["hidden_layer_sizes"])

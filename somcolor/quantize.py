@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numbers
 
+import numba as nb
 import numpy as np
 from minisom import MiniSom
 from sklearn.base import BaseEstimator, ClusterMixin, _fit_context
@@ -24,8 +25,10 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-#: Rows of ``X`` compared with the codebook at once in :func:`nearest_code`.
-CHUNK_ROWS = 8192
+from .color import threads_for
+
+#: Rows of ``X`` handed to the nearest-code kernel at once in :func:`nearest_code`.
+CHUNK_ROWS = 1 << 16
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -44,23 +47,77 @@ def parse_shape(text: str) -> tuple[int, int]:
     return rows, cols
 
 
+#: Rows compared with the codebook together in :func:`_nearest_code`.
+_BLOCK = 128
+
+
+@nb.njit(cache=True, nogil=True, parallel=True, error_model="numpy")
+def _nearest_code(X, codebook, out):
+    """Index of the nearest code of each row of ``X``, written to ``out``.
+
+    Squared distances are summed in feature order in float64 and the first code wins
+    a tie, as a Python loop over the codewords would do. A block of rows is compared
+    with one code at a time, so the loops over rows vectorize.
+    """
+    n, n_features = X.shape
+    n_codes = codebook.shape[0]
+    for block in nb.prange((n + _BLOCK - 1) // _BLOCK):
+        r0 = block * _BLOCK
+        m = min(n, r0 + _BLOCK) - r0
+        x = np.zeros((n_features, _BLOCK))
+        for r in range(m):
+            for f in range(n_features):
+                x[f, r] = X[r0 + r, f]
+        best = np.full(_BLOCK, np.inf)
+        best_code = np.zeros(_BLOCK, dtype=np.intp)
+        if n_features == 2:  # chroma: one fused pass per code
+            x0, x1 = x[0], x[1]
+            for c in range(n_codes):
+                c0, c1 = codebook[c, 0], codebook[c, 1]
+                for r in range(_BLOCK):
+                    diff0 = x0[r] - c0
+                    diff1 = x1[r] - c1
+                    d = diff0 * diff0 + diff1 * diff1
+                    closer = d < best[r]
+                    best[r] = d if closer else best[r]
+                    best_code[r] = c if closer else best_code[r]
+        else:
+            d = np.empty(_BLOCK)
+            for c in range(n_codes):
+                d[:] = 0.0
+                for f in range(n_features):
+                    code = codebook[c, f]
+                    for r in range(_BLOCK):
+                        diff = x[f, r] - code
+                        d[r] += diff * diff
+                for r in range(_BLOCK):
+                    closer = d[r] < best[r]
+                    best[r] = d[r] if closer else best[r]
+                    best_code[r] = c if closer else best_code[r]
+        out[r0 : r0 + m] = best_code[:m]
+
+
 def nearest_code(X: np.ndarray, codebook: np.ndarray, chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
     """Index of the nearest row of ``codebook`` for each row of ``X`` (Euclidean).
 
-    Inputs assumed validated (2-D, same number of columns). Works in chunks of
-    ``chunk_rows`` rows so memory stays at ``chunk_rows x n_codes`` floats.
+    Inputs assumed validated (2-D, same number of columns). A numba kernel compares
+    each row with every code in float64 on both cores and builds no distance matrix.
+    Rows go to it ``chunk_rows`` at a time, so an ``X`` that needs converting (not
+    float32/float64, or not contiguous) is converted one chunk at a time: memory stays
+    at the output plus one chunk. Ties go to the first code.
 
     >>> nearest_code(np.array([[0.0, 0.0], [9.0, 9.0]]), np.array([[10.0, 10.0], [1.0, 0.0]]))
     array([1, 0])
     """
-    codebook = np.asarray(codebook, dtype=np.float64)
-    c2 = np.einsum("ij,ij->i", codebook, codebook)
+    codebook = np.ascontiguousarray(codebook, dtype=np.float64)
     out = np.empty(len(X), dtype=np.intp)
-    for start in range(0, len(X), chunk_rows):
-        x = np.asarray(X[start : start + chunk_rows], dtype=np.float64)
-        # ||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2; ||x||^2 does not change the argmin.
-        d = c2 - 2.0 * (x @ codebook.T)
-        out[start : start + len(x)] = np.argmin(d, axis=1)
+    step = max(1, int(chunk_rows))
+    for start in range(0, len(X), step):
+        x = X[start : start + step]
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float64)
+        with threads_for(len(x) * max(1, len(codebook) // 50)):
+            _nearest_code(np.ascontiguousarray(x), codebook, out[start : start + len(x)])
     return out
 
 

@@ -45,8 +45,11 @@ from .exceptions import SomcolorError
 #: Bins of the L histogram used for scene-cut detection (L 0..100 quantized to uint8 first).
 HIST_BINS = 32
 #: A scene cut is declared when the L histograms of two consecutive frames differ by more
-#: than this total-variation distance (0 = identical, 1 = disjoint).
-CUT_THRESHOLD = 0.4
+#: than this total-variation distance (0 = identical, 1 = disjoint) ...
+CUT_THRESHOLD = 0.15
+#: ... and by more than this many times the typical distance between frames of the scene
+#: so far (a running mean), so that busy scenes need a bigger jump than still ones.
+CUT_RATIO = 5.0
 #: Luminance difference (CIELUV L units, 0..100) at which the carried-over chroma keeps
 #: exp(-1) of its weight; much larger than the noise left after the box blur below.
 GATE_L = 5.0
@@ -173,17 +176,35 @@ def consistent_flow(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- smoothing
 class SceneCutDetector:
-    """Flags a frame whose L histogram differs from the previous frame's by > ``threshold``."""
+    """Flags a frame whose L histogram jumps away from the previous frame's.
 
-    def __init__(self, threshold: float = CUT_THRESHOLD):
+    A cut is a histogram distance above ``threshold`` and above ``ratio`` times the
+    running mean of the distances between the frames of the current scene.
+
+    >>> detect = SceneCutDetector()
+    >>> [detect(np.full((4, 4), v, np.uint8)) for v in (10, 10, 200, 200)]
+    [False, False, True, False]
+    """
+
+    def __init__(self, threshold: float = CUT_THRESHOLD, ratio: float = CUT_RATIO):
         self.threshold = threshold
+        self.ratio = ratio
         self._hist = None
+        self._typical = None
         self.cuts = 0
 
     def __call__(self, L8: np.ndarray) -> bool:
         """True when this frame starts a new scene (never for the first frame)."""
         hist = l_histogram(L8)
-        cut = self._hist is not None and histogram_distance(self._hist, hist) > self.threshold
+        cut = False
+        if self._hist is not None:
+            d = histogram_distance(self._hist, hist)
+            typical = 0.0 if self._typical is None else self._typical
+            cut = d > self.threshold and d > self.ratio * typical
+            if cut:
+                self._typical = None  # a new scene: learn its motion afresh
+            else:
+                self._typical = d if self._typical is None else 0.9 * typical + 0.1 * d
         self._hist = hist
         self.cuts += cut
         return cut

@@ -252,8 +252,8 @@ def frame_luminance(rgb: np.ndarray) -> np.ndarray:
     """:func:`~somcolor.color.luminance` of a uint8 RGB frame, as float32.
 
     Black-and-white film decodes to R = G = B; such frames are looked up in a
-    256-entry table of ``luminance`` itself (same values, ~50x faster than the full
-    conversion), others go through ``luminance``.
+    256-entry table of ``luminance`` itself (same values, tens of times faster than the
+    full conversion), others go through ``luminance``.
     """
     r = rgb[..., 0]
     if rgb.dtype == np.uint8 and np.array_equal(r, rgb[..., 1]) and np.array_equal(r, rgb[..., 2]):

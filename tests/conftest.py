@@ -7,11 +7,14 @@ writer. Nothing here touches the network or the bundled data sets.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from somcolor.cli import main
 
 #: Height and width of the synthetic photos.
 PHOTO_SHAPE = (32, 40)
@@ -95,3 +98,34 @@ def tiny_model_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "tiny.npz"
     model.save(path)
     return path
+
+
+# ---------------------------------------------------------------- the CLI in-process
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def err_lines(self) -> list[str]:
+        return self.err.splitlines()
+
+    def lines_naming(self, path) -> list[str]:
+        return [line for line in self.err_lines if str(path) in line]
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*args)`` runs ``main`` in-process; argparse's SystemExit becomes the exit code."""
+
+    def run(*args) -> Result:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:
+            code = 0 if exc.code is None else exc.code
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run

@@ -14,49 +14,19 @@ import json
 import pickle
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import Result
 from PIL import Image
 
 from somcolor import __version__, modelfile
-from somcolor.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE, main
+from somcolor.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE
 from somcolor.paths import DEFAULT_MODEL
 from somcolor.pipeline import Colorizer
 
 TRAIN_FAST = ["--patch", "3", "--hidden", "6", "--pixels-per-image", "200", "--max-iter", "5"]
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-    @property
-    def err_lines(self) -> list[str]:
-        return self.err.splitlines()
-
-    def lines_naming(self, path) -> list[str]:
-        return [line for line in self.err_lines if str(path) in line]
-
-
-@pytest.fixture
-def cli(capsys):
-    """``cli(*args)`` runs ``main`` in-process; argparse's SystemExit becomes the exit code."""
-
-    def run(*args) -> Result:
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:
-            code = 0 if exc.code is None else exc.code
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
 
 
 def _sha256(path: Path) -> str:

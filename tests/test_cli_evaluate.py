@@ -3,38 +3,14 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 
 import pytest
 from conftest import synthetic_photo, write_image_file
 
-from somcolor.cli import EXIT_USAGE, main
+from somcolor.cli import EXIT_USAGE
 from somcolor.pipeline import Colorizer
 
 TINY = dict(patch_size=3, hidden_layer_sizes=(8,), pixels_per_image=300, max_iter=5, random_state=0)
-
-
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(capsys):
-    """``cli(*args)`` runs ``main`` in-process; argparse's SystemExit becomes the exit code."""
-
-    def run(*args) -> Result:
-        capsys.readouterr()
-        try:
-            code = main([str(a) for a in args])
-        except SystemExit as exc:
-            code = 0 if exc.code is None else exc.code
-        out, err = capsys.readouterr()
-        return Result(code, out, err)
-
-    return run
 
 
 @pytest.fixture(scope="module")

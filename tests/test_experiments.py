@@ -247,3 +247,12 @@ def test_the_walkthrough_notebook_executes(tmp_path, monkeypatch):
         if "image/png" in o.get("data", {})
     ]
     assert len(images) >= 4
+
+
+@pytest.mark.parametrize("module", ["cache", "config", "data", "report"])
+def test_the_experiment_modules_doctests_pass(module):
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"experiments.{module}"))
+    assert result.failed == 0 and result.attempted > 0

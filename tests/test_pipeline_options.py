@@ -274,18 +274,8 @@ ORIGINAL_KEYS = (
 
 
 def test_an_old_model_file_without_the_new_config_keys_still_loads(plain, tmp_path):
-    q, c = plain.quantizer_, plain.classifier_
-    arrays = {
-        "som_codebook": q.codebook_,
-        "som_mean": q.mean_,
-        "som_scale": q.scale_,
-        "mlp_classes": c.classes_,
-        "mlp_mean": c.mean_,
-        "mlp_scale": c.scale_,
-    }
-    for i, (W, b) in enumerate(zip(c.coefs_, c.intercepts_, strict=True)):
-        arrays[f"mlp_coef_{i}"] = W
-        arrays[f"mlp_intercept_{i}"] = b
+    c = plain.classifier_
+    arrays = plain.model_arrays()
     params = plain.get_params()
     config = {k: params[k] for k in ORIGINAL_KEYS}
     config["som_shape"] = list(config["som_shape"])
