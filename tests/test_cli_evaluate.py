@@ -142,10 +142,10 @@ def test_two_models_with_the_same_file_name_give_two_rows(cli, photos, model_pat
 
 def test_the_model_row_measures_the_model(cli, tmp_path):
     # A model trained on exactly the evaluated photos colors them better than gray does.
-    photos = [synthetic_photo(seed=s, shape=(16, 20)) for s in range(3)]
+    photos = [synthetic_photo(seed=s, shape=(32, 40)) for s in range(3)]
     for i, p in enumerate(photos):
         write_image_file(tmp_path / "in" / f"q{i}.png", p)
-    model = Colorizer(**{**TINY, "max_iter": 30}).fit(photos)
+    model = Colorizer(**{**TINY, "max_iter": 30, "pixels_per_image": 1280}).fit(photos)
     path = model.save(tmp_path / "fit.npz")
     r = cli("evaluate", tmp_path / "in", "--model", path, "--out", tmp_path / "o", "-q")
     with open(tmp_path / "o" / "summary.csv", newline="") as fh:
