@@ -45,7 +45,7 @@ lint: $(STAMP) ## ruff: lint and format check
 	$(BIN)/ruff check somcolor tests experiments
 	$(BIN)/ruff format --check somcolor tests experiments
 
-smoke: $(STAMP) ## a one-minute run of every command on tiny data
+smoke: $(STAMP) ## a one-minute run of every command and every paper target on tiny data
 	$(BIN)/python -m experiments.smoke
 
 bench: $(STAMP) ## speed and memory of every stage vs a naive reference -> experiments/results/bench/

@@ -364,7 +364,9 @@ def codebooks(cfg, cache_dir: Path, cell_dir: Path, scheduler=None, stats=None) 
                 "SOM": f"{shape} ({_codes(shape)} codes)",
                 "QE z-score": f"{qe_z:.3f}",
                 "QE UV": f"{qe_uv:.2f}",
-                "paper Table I (z, all images)": PAPER_TABLE1.get(shape, ""),
+                "paper Table I (z, all images)": f"{PAPER_TABLE1[shape]:.2f}"
+                if shape in PAPER_TABLE1
+                else "",
                 "pixels clipped to sRGB": clipped,
             }
         )

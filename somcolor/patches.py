@@ -41,8 +41,8 @@ def _patches_at(L, flat_index, k, out):
     """Fill ``out[j]`` with the flattened k x k patch of ``L`` centred at ``flat_index[j]``.
 
     The pixels are visited row by row (a counting sort of their rows), so the image
-    is read from top to bottom instead of at random; interior patches skip the
-    reflection arithmetic.
+    is read from top to bottom instead of at random; interior patches are copied row
+    by row without the reflection arithmetic. ``L`` and ``out`` are C-contiguous.
     """
     h = k // 2
     H, W = L.shape
@@ -57,16 +57,22 @@ def _patches_at(L, flat_index, k, out):
         r = flat_index[j] // W
         order[start[r]] = j
         start[r] += 1
+    flat_L = L.ravel()
+    flat_out = out.ravel()
     for j in order:
         r = flat_index[j] // W
         c = flat_index[j] - r * W
-        m = 0
         if h <= r < H - h and h <= c < W - h:
-            for y in range(r - h, r + h + 1):
-                for x in range(c - h, c + h + 1):
-                    out[j, m] = L[y, x]
-                    m += 1
+            # Unsigned offsets into the flat arrays: no negative-index wraparound to test.
+            src = np.uint64(flat_index[j] - h * W - h)
+            dst = np.uint64(j * k * k)
+            for _ in range(k):
+                for dx in range(np.uint64(k)):
+                    flat_out[dst + dx] = flat_L[src + dx]
+                src += np.uint64(W)
+                dst += np.uint64(k)
             continue
+        m = 0
         for dy in range(-h, h + 1):
             y = _reflect(r + dy, H)
             for dx in range(-h, h + 1):
