@@ -678,11 +678,13 @@ def machine() -> dict:
         mem_gb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError, AttributeError):
         pass
+    from importlib.metadata import PackageNotFoundError, version
+
     versions = {}
-    for name in ("numpy", "numba", "sklearn", "skimage", "minisom", "PIL"):
+    for name in ("numpy", "numba", "scikit-learn", "scikit-image", "minisom", "pillow"):
         try:
-            versions[name] = __import__(name).__version__
-        except (ImportError, AttributeError):
+            versions[name] = version(name)
+        except PackageNotFoundError:
             versions[name] = None
     from . import __version__
 
@@ -713,7 +715,7 @@ def targets(rows: dict[str, dict]) -> list[dict]:
         add(
             "patch build 5x5 vs naive",
             f">= {TARGETS['patch_speedup']:.0f}x",
-            f"{r['speedup']:.0f}x",
+            _fmt_ratio(r["speedup"]),
             r["speedup"] >= TARGETS["patch_speedup"],
         )
         rate = r["ours"]["per_s"]
@@ -745,7 +747,7 @@ def targets(rows: dict[str, dict]) -> list[dict]:
         add(
             f"{naive_row['name']} vs naive",
             ">= 20x",
-            f"{naive_row['speedup']:.0f}x",
+            _fmt_ratio(naive_row["speedup"]),
             naive_row["speedup"] >= TARGETS["colorize_speedup"],
         )
     colorize = sorted(
@@ -817,7 +819,7 @@ def _fmt_rate(per_s: float, unit: str) -> str:
 
 
 def _fmt_ratio(x: float) -> str:
-    return f"{x:.0f}x" if x >= 10 else f"{x:.1f}x"
+    return f"{x:.0f}x" if x >= 100 else f"{x:.1f}x"
 
 
 def table(report: dict) -> str:
@@ -880,7 +882,7 @@ def plot(report: dict, path: Path) -> Path | None:
                 r["naive"]["median_s"],
                 "s",
                 color="red",
-                label=f"naive reference ({r['speedup']:.0f}x slower)",
+                label=f"naive reference ({_fmt_ratio(r['speedup'])} slower)",
             )
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -63,7 +63,9 @@ class _Prepared:
             shape = (max(1, -(-H // f)), max(1, -(-W // f)))
             level = resize(self.L, shape, order=1, anti_aliasing=True, preserve_range=True)
             self.levels.append(np.ascontiguousarray(level, dtype=np.float32))
-        self.stats = np.array([self.L.mean(), self.L.std()], dtype=np.float32)
+        self.stats = (
+            np.array([self.L.mean(), self.L.std()], dtype=np.float32) if spec.image_stats else None
+        )
 
 
 def _context(prep: _Prepared, spec: FeatureSpec, rows: np.ndarray, cols: np.ndarray):

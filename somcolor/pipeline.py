@@ -318,11 +318,29 @@ class Colorizer(BaseEstimator):
         if isinstance(image, str | Path):
             image = read_image(image)
         L = luminance(image).astype(np.float32, copy=False)
-        out, clipped = compose(L, self.predict_uv(L))
+        if self.work_size is None and not self.smooth_radius > 0:
+            out, clipped = self._colorize_rows(L)
+        else:
+            out, clipped = compose(L, self.predict_uv(L))
         if not return_info:
             return out
         info = ColorizeInfo(L.shape[0], L.shape[1], clipped, time.perf_counter() - t0)
         return out, info
+
+    def _colorize_rows(self, L: np.ndarray) -> tuple[np.ndarray, int]:
+        """Full resolution, no smoothing: each block of rows goes from features to RGB
+        at once, so memory holds L and the output, plus one block."""
+        decode = get_decoder(self.decoder)
+        classes, codebook = self.classifier_.classes_, self.quantizer_.codebook_
+        H, W = L.shape
+        out = np.empty((H, W, 3), dtype=np.uint8)
+        clipped = 0
+        for r0, r1, X in image_features(L, self.feature_spec, BLOCK_PIXELS):
+            proba = self.classifier_.predict_proba(X)
+            uv = decode(proba, classes, codebook, self.temperature).astype(np.float32)
+            out[r0:r1], n = compose(L[r0:r1], uv.reshape(r1 - r0, W, 2))
+            clipped += n
+        return out, clipped
 
     # ------------------------------------------------------------------ persistence
     def model_arrays(self) -> dict[str, np.ndarray]:
