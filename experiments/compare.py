@@ -34,6 +34,10 @@ from somcolor.pipeline import Colorizer
 PAPER = dict(som_shape=(3, 3), patch_size=3, hidden_layer_sizes=(50, 50), decoder="argmax")
 CONTEXT = dict(scales=(4, 16), scale_patch_size=5, position=True)
 SMOOTH = dict(smooth_radius=0.066, smooth_eps=3e-3)
+#: The context model: 10x10 codebook, 7x7 patch plus coarse patches and position, MLP 64+64.
+CONTEXT_MODEL = dict(
+    PAPER, som_shape=(10, 10), patch_size=7, hidden_layer_sizes=(64, 64), **CONTEXT
+)
 
 
 @dataclass(frozen=True)
@@ -60,43 +64,29 @@ VARIANTS = [
     ),
     Variant(
         "+ context: 7x7 + coarse 1/4, 1/16 patches + position, 64+64",
-        dict(PAPER, som_shape=(10, 10), patch_size=7, hidden_layer_sizes=(64, 64), **CONTEXT),
+        CONTEXT_MODEL,
         {"decoder": "mean"},
     ),
     Variant(
         "+ rebalancing (lambda=0.5)",
-        dict(
-            PAPER,
-            som_shape=(10, 10),
-            patch_size=7,
-            hidden_layer_sizes=(64, 64),
-            rebalance=True,
-            **CONTEXT,
-        ),
+        dict(CONTEXT_MODEL, rebalance=True),
         {"decoder": "mean"},
     ),
     Variant(
         "+ guided filter (context model)",
-        dict(PAPER, som_shape=(10, 10), patch_size=7, hidden_layer_sizes=(64, 64), **CONTEXT),
+        CONTEXT_MODEL,
         {"decoder": "mean", **SMOOTH},
         everywhere=True,
     ),
     Variant(
         "+ annealed T=0.6 (context model, guided filter)",
-        dict(PAPER, som_shape=(10, 10), patch_size=7, hidden_layer_sizes=(64, 64), **CONTEXT),
+        CONTEXT_MODEL,
         {"decoder": "annealed", "temperature": 0.6, **SMOOTH},
         everywhere=True,
     ),
     Variant(
         "+ working resolution 240 px (context, guided filter)",
-        dict(
-            PAPER,
-            som_shape=(10, 10),
-            patch_size=7,
-            hidden_layer_sizes=(64, 64),
-            work_size=240,
-            **CONTEXT,
-        ),
+        dict(CONTEXT_MODEL, work_size=240),
         {"decoder": "mean", **SMOOTH},
     ),
 ]
