@@ -6,15 +6,23 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-EXTRAS ?= dev,video,web,dask
+EXTRAS ?= dev,video,web,dask,cnn
 MODEL  := somcolor/models/default.npz
 SAMPLE := data/raw/bsds500/test/100007.jpg
 
-# The bundled default model: documented config, fixed seed, the repo's own photos.
-MODEL_ARGS := --som 3x3 --patch 5 --hidden 50,50 --pixels-per-image 2500 --seed 0 \
+# The bundled models: documented configs, fixed seed, the repo's own photos (all 400 BSDS500).
+# default: the same configuration as the "new default" row of `make compare` (experiments/compare.py:
+# CONTEXT_MODEL + DEFAULT_INFER), trained here on all 400 photos instead of the train split.
+MODEL_ARGS := --som 10x10 --patch 7 --hidden 64,64 --scales 4,16 --scale-patch 5 --position \
+              --decoder annealed --temperature 0.28 --smooth-radius 0.1 --smooth-eps 0.003 \
+              --pixels-per-image 2500 --max-iter 30 --seed 0 \
+              --description "BSDS500 train+test (400 photos, 481x321) from data/raw/bsds500"
+# fast: the paper's configuration with a 5x5 patch; about 10x faster, duller colors.
+FAST_MODEL := somcolor/models/fast.npz
+FAST_ARGS  := --som 3x3 --patch 5 --hidden 50,50 --pixels-per-image 2500 --seed 0 \
               --description "BSDS500 train+test (400 photos, 481x321) from data/raw/bsds500"
 
-.PHONY: help install demo data model test lint smoke bench clean table1 table2 fig8 fig9 fig10 paper compare
+.PHONY: help install demo data model model-fast test lint smoke bench clean table1 table2 fig8 fig9 fig10 paper compare compare-cnn
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -38,6 +46,11 @@ model: $(STAMP) ## retrain the bundled default model from data/raw/bsds500
 	$(BIN)/somcolor -v train data/raw/bsds500/train data/raw/bsds500/test -o $(MODEL) --force $(MODEL_ARGS)
 	$(BIN)/somcolor info $(MODEL)
 
+model-fast: $(STAMP) ## retrain the bundled fast model (paper's configuration) from data/raw/bsds500
+	$(BIN)/somcolor data
+	$(BIN)/somcolor -v train data/raw/bsds500/train data/raw/bsds500/test -o $(FAST_MODEL) --force $(FAST_ARGS)
+	$(BIN)/somcolor info $(FAST_MODEL)
+
 test: $(STAMP) ## run the test suite (unit tests + doctests)
 	$(BIN)/python -m pytest
 
@@ -48,14 +61,23 @@ lint: $(STAMP) ## ruff: lint and format check
 smoke: $(STAMP) ## a one-minute run of every command and every paper target on tiny data
 	$(BIN)/python -m experiments.smoke
 
-bench: $(STAMP) ## speed and memory of every stage vs a naive reference -> experiments/results/bench/
+bench: $(STAMP) ## speed and memory of every stage vs a naive reference, video frames/s -> experiments/results/
 	$(BIN)/python -m somcolor.bench
+	$(BIN)/python -m experiments.bench_video
 
 COMPARE := experiments/results/compare/README.md
 compare: $(COMPARE) ## quality of every variant vs baselines on BSDS500, Open Country, Fruits-100 test
 
 $(COMPARE): experiments/compare.py $(wildcard somcolor/*.py) | $(STAMP)
 	$(BIN)/python -m experiments.compare
+
+# The CNN back ends (docs/cnn.md), trained on CPU with one torch thread unless a GPU is found;
+# trained models are cached in data/interim/compare_cnn, so a rerun only evaluates.
+COMPARE_CNN := experiments/results/compare_cnn/README.md
+compare-cnn: $(COMPARE_CNN) ## the CNN autoencoder and codebook CNN vs SOM+MLP on Fruits-100 and BSDS500 test
+
+$(COMPARE_CNN): experiments/compare_cnn.py $(wildcard somcolor/*.py) $(wildcard somcolor/backends/*.py) | $(STAMP)
+	$(BIN)/python -m experiments.compare_cnn
 
 # The paper's tables and figures (docs/reproduction.md): each result file is remade only when
 # its config, the experiment code or the package code changed; grid cells already computed and

@@ -4,7 +4,8 @@ Trains a tiny model on 12 Open Country thumbnails (64x64), colorizes two test
 thumbnails with it and with the bundled model, and prints the model's info. Then
 runs every experiment config of ``experiments/configs`` (Tables I and II, Figures
 8-10, on both data sets) with :data:`TINY` settings into a temporary folder, and
-checks that a bad config is refused with one line. Fails (non-zero exit) if any
+checks that a bad config is refused with one line; with the cnn extra installed, runs
+``experiments.compare_cnn --quick``. Fails (non-zero exit) if any
 step fails or an output is missing or has the wrong size.
 """
 
@@ -78,6 +79,7 @@ def main() -> int:
                 if got[:2] != want:
                     raise SystemExit(f"smoke: {name} output {got} for input {want}")
     paper_targets()
+    cnn_comparison()
     print(f"smoke: ok in {time.perf_counter() - t0:.1f} s")
     return 0
 
@@ -99,6 +101,24 @@ def paper_targets() -> None:
         code = exp_run.main([str(CONFIG_DIR / "table2.toml"), "--set", "max_iters=3"])
         if code != 2:
             raise SystemExit(f"smoke: an unknown config key gave exit status {code}, expected 2")
+
+
+def cnn_comparison() -> None:
+    """``compare_cnn --quick`` into a temporary folder, when the cnn extra (torch) is installed."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        print("smoke: compare_cnn skipped (no torch; pip install -e '.[cnn]')")
+        return
+    from experiments import compare_cnn
+
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        out = Path(tmp) / "out"
+        code = compare_cnn.main(["--quick", "--out", str(out), "--cache", f"{tmp}/cache"])
+        if code != 0 or not (out / "README.md").is_file():
+            raise SystemExit(f"smoke: compare_cnn --quick exited {code} or wrote no README.md")
+        print(f"smoke: compare_cnn --quick ok in {time.perf_counter() - t0:.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
-"""Time colorizing one BSDS500 photo (481x321) with the bundled model: median of N runs.
+"""Time colorizing one BSDS500 photo (481x321) with a bundled model: median of N runs.
 
-``python -m experiments.time_colorize [N]`` prints the in-process time (after one
+``python -m experiments.time_colorize [N] [MODEL]`` (MODEL: ``default``, ``fast`` or a
+file) prints the in-process time (after one
 warm-up call that loads numba's cached kernels) and the model's recorded training time.
 """
 
@@ -15,8 +16,8 @@ from somcolor import datasets
 from somcolor.io import read_image
 
 
-def main(n: str = "5") -> int:
-    model = somcolor.load()
+def main(n: str = "5", name: str = "default") -> int:
+    model = somcolor.load(name)
     photo = read_image(datasets.DATASETS["bsds500"].root / "test" / "100007.jpg")
     model.colorize(photo)  # warm-up
     times = []
@@ -30,7 +31,7 @@ def main(n: str = "5") -> int:
         f"(min {min(times):.3f}, max {max(times):.3f})"
     )
     secs = model.training_["seconds"]
-    print(f"bundled model training: {sum(secs.values()):.1f} s ({secs})")
+    print(f"{name} model training: {sum(secs.values()):.1f} s ({secs})")
     return 0
 
 

@@ -10,7 +10,9 @@ luminance patch around it.
 (8, 8, 3)
 
 Modules, in data-flow order: ``io`` -> ``color`` -> ``quantize`` -> ``patches`` ->
-``classify`` -> ``decode`` -> ``pipeline``; ``cli`` on top.
+``classify`` (training; its forward pass is ``network``) -> ``decode`` -> ``predict``
+(inference from a model file's arrays, without scikit-learn) -> ``pipeline``; ``cli``
+on top.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ __all__ = ["Colorizer", "load", "__version__"]
 
 
 def load(path=None):
-    """Load a model file, or the bundled default model when ``path`` is None."""
-    from .paths import DEFAULT_MODEL
+    """Load a model file, or a bundled model by name (``"default"`` when None, ``"fast"``)."""
+    from .paths import model_path
     from .pipeline import Colorizer
 
-    return Colorizer.load(DEFAULT_MODEL if path is None else path)
+    return Colorizer.load(model_path(path))
 
 
 def __getattr__(name):  # lazy: `import somcolor` stays cheap for the CLI

@@ -3,7 +3,10 @@
 ``python -m somcolor.bench [--quick] [--out DIR] [--only NAME ...] [--repeats N]``
 
 Each row of the table is one stage on fixed synthetic (or bundled) inputs, run in a
-fresh Python process so that stages do not pollute each other's memory:
+fresh Python process so that stages do not pollute each other's memory. Inference rows
+use the bundled fast model (``paths.FAST_MODEL``: the paper's configuration, SOM 3x3,
+5x5 patches, MLP 50+50), the model issue 5's targets are stated for; the naive
+reference colorizes only that configuration.
 
 * the median wall time of several runs (after one untimed warm-up call, reported as
   ``first_s``: it loads numba's cached kernels), the process CPU time of the same
@@ -239,7 +242,13 @@ def _patch_dataset(images, k: int, n: int, seed: int) -> np.ndarray:
 
     rng = np.random.default_rng(seed)
     spec = FeatureSpec(patch_size=k)
-    return np.concatenate([features_at(L, sample_positions(L.shape, n, rng), spec) for L in images])
+    X = np.empty((sum(min(n, L.size) for L in images), spec.n_features), dtype=np.float32)
+    at = 0
+    for L in images:  # filled in place, as build_dataset does
+        index = sample_positions(L.shape, n, rng)
+        features_at(L, index, spec, out=X[at : at + len(index)])
+        at += len(index)
+    return X
 
 
 def _naive_patch_dataset(images, k: int, n: int, seed: int) -> np.ndarray:
@@ -443,8 +452,9 @@ def stage_forward(cfg: BenchConfig) -> list[dict]:
     from . import _naive_reference as naive
     from . import load
     from .classify import forward
+    from .paths import FAST_MODEL
 
-    c = load().classifier_
+    c = load(FAST_MODEL).classifier_
     n_images = -(-cfg.forward_rows // (cfg.image_shape[0] * cfg.image_shape[1]))
     X = np.concatenate(
         [synthetic_L(cfg.image_shape, cfg.seed + i).reshape(-1) for i in range(n_images + 25)]
@@ -512,13 +522,13 @@ def stage_forward(cfg: BenchConfig) -> list[dict]:
 
 
 def stage_colorize(cfg: BenchConfig, shape: tuple[int, int]) -> list[dict]:
-    """Colorize one gray photo end to end in-process with the bundled model."""
+    """Colorize one gray photo end to end in-process with the bundled fast model."""
     from . import _naive_reference as naive
     from . import load
     from .color import compose, luminance
-    from .decode import get_decoder
+    from .paths import FAST_MODEL
 
-    model = load()
+    model = load(FAST_MODEL)
     image = synthetic_gray(shape, cfg.seed)
     H, W = shape
     big = H * W > 4e6
@@ -527,26 +537,20 @@ def stage_colorize(cfg: BenchConfig, shape: tuple[int, int]) -> list[dict]:
         cfg.slow_repeats if big else cfg.repeats,
         warmup=lambda: model.colorize(image[:64, :64]),
     )
-    # Where the time goes: one run of each step of Colorizer.colorize.
-    parts = {}
+    # Where the time goes: one run of each step of colorize, on the whole image at once
+    # (colorize does them a block of rows at a time).
+    predictor = model.predictor()
     t0 = time.perf_counter()
     L = luminance(image)
     t1 = time.perf_counter()
-    proba, work_shape = model.predict_proba(L)
+    uv, _ = predictor._uv_rows(L, 0, H, 0, H)
     t2 = time.perf_counter()
-    decode = get_decoder(model.decoder)
-    classes, codebook = model.classifier_.classes_, model.quantizer_.codebook_
-    uv = decode(proba, classes, codebook, model.temperature).astype(np.float32)
-    uv = uv.reshape(*work_shape, 2)
-    del proba
+    compose(L, uv.reshape(H, W, 2))
     t3 = time.perf_counter()
-    compose(L, uv)
-    t4 = time.perf_counter()
     parts = {
         "luminance": t1 - t0,
-        "predict_proba (patches + MLP)": t2 - t1,
-        "decode": t3 - t2,
-        "compose (LUV -> sRGB uint8)": t4 - t3,
+        "patches + MLP + decode (one fused kernel)": t2 - t1,
+        "compose (LUV -> sRGB uint8)": t3 - t2,
     }
     del L, uv
     naive_m, extra = None, {}
@@ -567,7 +571,7 @@ def stage_colorize(cfg: BenchConfig, shape: tuple[int, int]) -> list[dict]:
     return [
         _row(
             f"colorize_{W}x{H}",
-            f"colorize {W}x{H} gray ({H * W / 1e6:.2f} MP), bundled model, in-process",
+            f"colorize {W}x{H} gray ({H * W / 1e6:.2f} MP), fast model, in-process",
             H * W,
             "px",
             mine,
@@ -585,13 +589,15 @@ def stage_cold_start(cfg: BenchConfig) -> list[dict]:
 
     from PIL import Image
 
+    from .paths import FAST_MODEL
+
     exe = Path(sys.executable).with_name("somcolor")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "somcolor"]
     tmp = Path(tempfile.mkdtemp(prefix="somcolor-bench-"))
     try:
         src, dst = tmp / "small.png", tmp / "small_color.png"
         Image.fromarray(synthetic_gray((64, 96), cfg.seed)).save(src)
-        full = [*cmd, "colorize", str(src), "-o", str(dst), "--force"]
+        full = [*cmd, "colorize", str(src), "-o", str(dst), "--force", "--model", str(FAST_MODEL)]
 
         def run(args):
             t0 = time.perf_counter()
@@ -603,17 +609,22 @@ def stage_cold_start(cfg: BenchConfig) -> list[dict]:
         walls = [run(full) for _ in range(cfg.cold_runs)]
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) / len(walls)
-        # What starting costs: the interpreter alone, then the heaviest imports.
+        # What starting costs, each in a new process: the interpreter alone, the heaviest
+        # imports, and numba's first call of a cached kernel (it sets up its compiler
+        # target, which imports scipy.linalg for BLAS).
         tries = 1 if cfg.quick else 3
+        first_call = (
+            "import numpy as np; from somcolor.color import luminance; "
+            "luminance(np.zeros((2, 2), np.uint8))"
+        )
+        programs = {"python alone": "pass"}
+        for module in ("numpy", "numba", "sklearn.base", "somcolor.pipeline", "somcolor.predict"):
+            programs[f"import {module}"] = f"import {module}"
+        programs["import numba + first kernel call"] = first_call
         imports = {
-            "python alone": statistics.median(
-                run([sys.executable, "-c", "pass"]) for _ in range(tries)
-            )
+            label: statistics.median(run([sys.executable, "-c", code]) for _ in range(tries))
+            for label, code in programs.items()
         }
-        for module in ("numpy", "numba", "sklearn.base", "somcolor.pipeline"):
-            imports[f"import {module}"] = statistics.median(
-                run([sys.executable, "-c", f"import {module}"]) for _ in range(tries)
-            )
         m = {
             "median_s": statistics.median(walls),
             "runs_s": [round(w, 3) for w in walls],
@@ -627,11 +638,11 @@ def stage_cold_start(cfg: BenchConfig) -> list[dict]:
         return [
             _row(
                 "cold_start",
-                "`somcolor colorize` 96x64 PNG, new process (wall)",
+                "`somcolor colorize` 96x64 PNG (fast model), new process (wall)",
                 1,
                 "runs",
                 m,
-                command=" ".join(full[:1] + ["colorize", "small.png", "-o", "out.png", "--force"]),
+                command=" ".join([*full[:1], "colorize", "small.png", "--model", "fast.npz"]),
                 import_s=imports,
             )
         ]

@@ -4,8 +4,8 @@
 then scikit-learn's :class:`~sklearn.neural_network.MLPClassifier` (ReLU, Adam,
 learning rate 0.001 as in the paper) is trained. After fitting, the network is kept
 only as plain arrays (``coefs_``, ``intercepts_``) and ``predict_proba`` runs its
-own float32 forward pass over them, so a model saved as arrays predicts exactly
-as the trained one did, with no pickle.
+own float32 forward pass over them (:func:`somcolor.network.forward`), so a model
+saved as arrays predicts exactly as the trained one did, with no pickle.
 
 Probability columns follow ``classes_``: the network has a column only for the
 codes it saw in training, and :mod:`somcolor.decode` maps columns back to codes
@@ -17,7 +17,6 @@ from __future__ import annotations
 import numbers
 import warnings
 
-import numba as nb
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.exceptions import ConvergenceWarning
@@ -27,132 +26,11 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .color import threads_for
+# The forward pass lives in .network, which inference imports without scikit-learn.
+from .network import forward
 
 #: Rows pushed through the network at once by ``predict_proba``.
 CHUNK_ROWS = 65536
-
-#: Rows per tile of the forward kernel: its activations (features x rows, float32)
-#: stay in the core's L1/L2 cache while every layer is applied to them.
-_TILE = 128
-
-
-@nb.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
-def _dense(src, n_in, weights, biases, w_at, b_at, n_out, relu, dst):
-    """``dst[:n_out] = act(W.T @ src[:n_in] + b)`` on a tile stored features x rows.
-
-    The loops over the tile's rows are innermost, contiguous and of constant length,
-    so they vectorize; four inputs are accumulated per pass over the outputs.
-    """
-    for j in range(n_out):
-        o = dst[j]
-        bias = biases[b_at + j]
-        for t in range(_TILE):
-            o[t] = bias
-        k = 0
-        while k + 4 <= n_in:
-            w0 = weights[w_at + k * n_out + j]
-            w1 = weights[w_at + (k + 1) * n_out + j]
-            w2 = weights[w_at + (k + 2) * n_out + j]
-            w3 = weights[w_at + (k + 3) * n_out + j]
-            s0, s1, s2, s3 = src[k], src[k + 1], src[k + 2], src[k + 3]
-            for t in range(_TILE):
-                o[t] += w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
-            k += 4
-        while k < n_in:
-            w = weights[w_at + k * n_out + j]
-            s = src[k]
-            for t in range(_TILE):
-                o[t] += w * s[t]
-            k += 1
-        if relu:
-            for t in range(_TILE):
-                o[t] = max(o[t], np.float32(0))
-
-
-@nb.njit(cache=True, nogil=True, parallel=True, fastmath={"contract"}, error_model="numpy")
-def _forward(X, mean, scale, weights, biases, sizes, logistic, out):
-    """The fused float32 forward pass, a tile of rows at a time on every core.
-
-    ``weights``/``biases`` hold the layers one after the other (each ``W`` row-major),
-    ``sizes`` the layer widths from the input to the output. Inputs assumed validated.
-    """
-    n, n_features = X.shape
-    n_layers = sizes.shape[0] - 1
-    width = sizes.max()
-    for tile in nb.prange((n + _TILE - 1) // _TILE):
-        r0 = tile * _TILE
-        m = min(n, r0 + _TILE) - r0
-        a = np.zeros((width, _TILE), dtype=np.float32)
-        b = np.zeros((width, _TILE), dtype=np.float32)
-        for t in range(m):
-            for k in range(n_features):
-                a[k, t] = (np.float32(X[r0 + t, k]) - mean[k]) / scale[k]
-        w_at = 0
-        b_at = 0
-        for layer in range(n_layers):
-            n_in, n_out = sizes[layer], sizes[layer + 1]
-            relu = layer < n_layers - 1
-            if layer % 2 == 0:
-                _dense(a, n_in, weights, biases, w_at, b_at, n_out, relu, b)
-            else:
-                _dense(b, n_in, weights, biases, w_at, b_at, n_out, relu, a)
-            w_at += n_in * n_out
-            b_at += n_out
-        h = b if n_layers % 2 == 1 else a
-        n_out = sizes[n_layers]
-        for t in range(m):
-            row = out[r0 + t]
-            if logistic:
-                p = np.float32(1) / (np.float32(1) + np.exp(-h[0, t]))
-                row[0] = np.float32(1) - p
-                row[1] = p
-                continue
-            top = h[0, t]
-            for j in range(1, n_out):
-                top = max(top, h[j, t])
-            total = np.float32(0)
-            for j in range(n_out):
-                e = np.exp(h[j, t] - top)
-                row[j] = e
-                total += e
-            for j in range(n_out):
-                row[j] /= total
-
-
-def forward(X, mean, scale, coefs, intercepts, out_activation, out=None) -> np.ndarray:
-    """Class probabilities of a ReLU MLP for rows of ``X`` (inputs assumed validated).
-
-    Standardizes ``X`` with ``mean``/``scale``, applies each layer with ReLU between
-    layers, and ``softmax`` (or ``logistic`` for a single output unit, returned as
-    two columns) at the end. Computes in float32, in one fused numba kernel over
-    tiles of rows (no full-size intermediate activations), on every core; equal to
-    the layer-by-layer numpy computation up to float32 rounding (the sums run in
-    another order). Writes into ``out`` when given.
-    """
-    if out_activation not in ("softmax", "logistic"):
-        raise ValueError(f"out_activation must be 'softmax' or 'logistic', got {out_activation!r}")
-    X = np.asarray(X)
-    if X.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float32)
-    X = np.ascontiguousarray(X)
-    sizes = np.array([X.shape[1]] + [W.shape[1] for W in coefs], dtype=np.int64)
-    n_classes = 2 if out_activation == "logistic" else int(sizes[-1])
-    if out is None:
-        out = np.empty((len(X), n_classes), dtype=np.float32)
-    # Work items for threads_for: about one per 500 multiply-adds of a row.
-    with threads_for(len(X) * max(1, int(sizes[:-1] @ sizes[1:]) // 500)):
-        _forward(
-            X,
-            np.ascontiguousarray(np.broadcast_to(mean, X.shape[1:]), dtype=np.float32),
-            np.ascontiguousarray(np.broadcast_to(scale, X.shape[1:]), dtype=np.float32),
-            np.concatenate([np.asarray(W, dtype=np.float32).ravel() for W in coefs]),
-            np.concatenate([np.asarray(b, dtype=np.float32).ravel() for b in intercepts]),
-            sizes,
-            out_activation == "logistic",
-            out,
-        )
-    return out
 
 
 class PatchClassifier(ClassifierMixin, BaseEstimator):
@@ -229,7 +107,8 @@ class PatchClassifier(ClassifierMixin, BaseEstimator):
 
         With ``groups`` (e.g. the image each sample comes from) early stopping holds
         out whole groups, ``validation_fraction`` of them, and keeps the epoch with
-        the lowest held-out log-loss; without, scikit-learn's random split of samples
+        the lowest held-out log-loss (weighted by ``sample_weight`` like the training
+        loss); without, scikit-learn's random split of samples
         (by accuracy) is used.
         """
         self.__dict__.pop("validation_loss_curve_", None)
@@ -296,7 +175,9 @@ class PatchClassifier(ClassifierMixin, BaseEstimator):
         memorized its training images; a split by image does not.
         """
         train = ~held
-        w_train = None if sample_weight is None else np.asarray(sample_weight)[train]
+        w_train = w_val = None
+        if sample_weight is not None:
+            w_train, w_val = np.asarray(sample_weight)[train], np.asarray(sample_weight)[held]
         X_val, y_val = X[held], y[held]
         mlp = self._mlp(
             batch_size=min(self.batch_size, int(train.sum())),
@@ -308,7 +189,9 @@ class PatchClassifier(ClassifierMixin, BaseEstimator):
         for _ in range(self.max_iter):
             mlp.partial_fit(X[train], y[train], sample_weight=w_train, classes=classes)
             p = mlp.predict_proba(X_val)
-            loss = float(-np.mean(np.log(np.maximum(p[np.arange(len(p)), y_val_idx], 1e-12))))
+            # The held-out loss weighs samples as training does (e.g. rebalanced colors).
+            nll = -np.log(np.maximum(p[np.arange(len(p)), y_val_idx], 1e-12))
+            loss = float(np.average(nll, weights=w_val))
             losses.append(loss)
             if loss < best_loss - 1e-4:
                 best_loss, stale = loss, 0

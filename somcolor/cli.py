@@ -47,6 +47,23 @@ def _progress(enabled: bool):
     return wrap
 
 
+#: Video commands default to the bundled fast model: ten times faster per frame.
+VIDEO_MODEL = "fast"
+
+
+def _inference_model(path, **options):
+    """A model to colorize with: a :class:`~somcolor.predict.Predictor` for a SOM model
+    file, so scikit-learn and minisom (training only) are never imported; for other
+    back ends, what :func:`somcolor.backends.load_model` gives (``options`` go to it)."""
+    from .backends import load_model, model_kind
+
+    if model_kind(path) == "som":
+        from .predict import Predictor
+
+        return Predictor.from_file(path)
+    return load_model(path, **options)
+
+
 # ---------------------------------------------------------------------------- types
 def _som_shape(text: str) -> tuple[int, int]:
     from .quantize import parse_shape
@@ -68,6 +85,36 @@ def _hidden(text: str) -> tuple[int, ...]:
     if not sizes or min(sizes) < 1:
         raise argparse.ArgumentTypeError(f"expected layer sizes like 50,50, got {text!r}")
     return sizes
+
+
+def _factors(text: str) -> tuple[int, ...]:
+    try:
+        factors = tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected factors like 4,16, got {text!r}") from None
+    if not all(f >= 2 for f in factors):
+        raise argparse.ArgumentTypeError(f"scale factors must be >= 2, got {text!r}")
+    return factors
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
+    return value
 
 
 def _odd(text: str) -> int:
@@ -108,8 +155,7 @@ def _destinations(inputs: list[str], files: list[Path], args) -> list[Path]:
 
 def cmd_colorize(args) -> int:
     from .io import find_images, read_image, write_image
-    from .paths import DEFAULT_MODEL
-    from .pipeline import Colorizer
+    from .paths import model_path
     from .video import is_video  # no PyAV needed until a video is found
 
     files = find_images(args.inputs, recursive=args.recursive)
@@ -128,7 +174,7 @@ def cmd_colorize(args) -> int:
             return EXIT_USAGE
         seen[key] = src
 
-    model = Colorizer.load(args.model or DEFAULT_MODEL)
+    model = _inference_model(model_path(args.model))
     failures = 0
     pairs = list(zip(files, dests, strict=True))
     bar = _progress(len(pairs) > 1 and not args.quiet)
@@ -233,10 +279,9 @@ def _colorize_video_file(src: Path, dst: Path, model, args) -> None:
 
 
 def cmd_colorize_video(args) -> int:
-    from .paths import DEFAULT_MODEL
-    from .pipeline import Colorizer
+    from .paths import model_path
 
-    model = Colorizer.load(args.model or DEFAULT_MODEL)
+    model = _inference_model(model_path(args.model or VIDEO_MODEL))
     _colorize_video_file(Path(args.input), Path(args.output), model, args)
     return 0
 
@@ -244,11 +289,10 @@ def cmd_colorize_video(args) -> int:
 def cmd_evaluate_video(args) -> int:
     import math
 
-    from .paths import DEFAULT_MODEL
-    from .pipeline import Colorizer
+    from .paths import model_path
     from .video import compare_smoothing
 
-    model = Colorizer.load(args.model or DEFAULT_MODEL)
+    model = _inference_model(model_path(args.model or VIDEO_MODEL))
     strengths = [s for s in dict.fromkeys(args.smoothing) if s > 0]
     settings = [(0.0, False)] + [(s, False) for s in strengths]
     settings += [(s, True) for s in strengths] if args.flow else []
@@ -276,7 +320,7 @@ def cmd_evaluate_video(args) -> int:
     first = results[0]
     print(
         f"{args.input}: {first['frames']} frames, {first['pairs']} frame pairs measured, "
-        f"{first['scene_cuts']} scene cuts skipped; model {args.model or 'bundled'}"
+        f"{first['scene_cuts']} scene cuts skipped; model {args.model or VIDEO_MODEL}"
     )
     print(
         f"{'smoothing':>9}  {'flow':>4}  {'flicker':>8}  {'chroma':>8}  {'luma':>8}  "
@@ -300,6 +344,10 @@ def cmd_train(args) -> int:
     if out.exists() and not args.force:
         _error(f"{out}: output exists (use --force to overwrite)")
         return EXIT_USAGE
+    if args.backend == "som" and (args.epochs is not None or args.device is not None):
+        _error("--epochs and --device apply to the CNN back ends (som: see --max-iter)")
+        return EXIT_USAGE
+    cnn = _cnn_model(args) if args.backend != "som" else None  # fails early without torch
     missing = [d for d in args.data_dirs if not Path(d).exists()]
     if missing:
         _error(f"{missing[0]}: no such file or folder")
@@ -321,26 +369,56 @@ def cmd_train(args) -> int:
         _error("none of the training images could be read")
         return EXIT_USAGE
 
-    model = Colorizer(
-        som_shape=args.som,
+    model = cnn or Colorizer(
+        som_shape=args.som or (3, 3),
         patch_size=args.patch,
         hidden_layer_sizes=args.hidden,
         pixels_per_image=args.pixels_per_image,
         max_iter=args.max_iter,
+        scales=args.scales,
+        scale_patch_size=args.scale_patch,
+        position=args.position,
+        image_stats=args.image_stats,
+        rebalance=args.rebalance,
+        decoder=args.decoder,
+        temperature=args.temperature,
+        smooth_radius=args.smooth_radius,
+        smooth_eps=args.smooth_eps,
+        work_size=args.work_size,
         random_state=args.seed,
     )
     description = args.description or "images from " + ", ".join(args.data_dirs)
     model.fit(images, description=description, progress=bar)
     model.save(out, overwrite=args.force)
     t = model.training_
-    print(
-        f"{out}: trained on {t['n_images']} images, {t['n_samples']} pixels, "
-        f"{sum(t['seconds'].values()):.1f} s"
-    )
+    if cnn is not None:
+        per_epoch = sum(t["epoch_seconds"]) / len(t["epoch_seconds"])
+        print(
+            f"{out}: {args.backend}, {model.n_parameters} parameters, trained on "
+            f"{t['n_images']} images ({t['crop_size']} px crops) on {t['device']}, "
+            f"{t['epochs']} epochs, {per_epoch:.1f} s/epoch, final loss {t['loss'][-1]:.4f}"
+        )
+    else:
+        print(
+            f"{out}: trained on {t['n_images']} images, {t['n_samples']} pixels, "
+            f"{sum(t['seconds'].values()):.1f} s"
+        )
     if failures:
         _error(f"{failures} of {len(files)} training images could not be read")
         return EXIT_FAILURES
     return 0
+
+
+def _cnn_model(args):
+    """An unfitted CNN model for ``train --backend cnn-ae|cnn-cls``."""
+    from .backends import cnn_class
+
+    params = dict(device=args.device or "auto", random_state=args.seed)
+    if args.epochs is not None:
+        params["epochs"] = args.epochs
+    if args.backend == "cnn-cls" and args.som is not None:
+        params["som_shape"] = args.som
+    return cnn_class(args.backend)(**params)
 
 
 # ---------------------------------------------------------------------------- evaluate
@@ -348,9 +426,9 @@ def cmd_evaluate(args) -> int:
     import copy
 
     from . import evaluate as ev
+    from .backends import load_model
     from .io import find_images
-    from .paths import DEFAULT_MODEL
-    from .pipeline import Colorizer
+    from .paths import model_path
 
     files = find_images(args.inputs, recursive=args.recursive)
     missing = [f for f in files if not f.is_file()]
@@ -361,29 +439,33 @@ def cmd_evaluate(args) -> int:
         _error("no images found in " + ", ".join(args.inputs))
         return EXIT_USAGE
     files = files[: args.limit] if args.limit else files
-    model_paths = args.model or [str(DEFAULT_MODEL)]
+    model_paths = [model_path(m) for m in args.model or ["default"]]
     models = {}
     for p in model_paths:
         name = Path(p).stem
         if name in models:  # same file name in another folder: name it with its folder
             name = str(Path(Path(p).parent.name) / name)
-        models[name] = Colorizer.load(p)
+        models[name] = load_model(p)
     predictors = {}
-    first = next(iter(models.values()))
+    # the first model with a codebook (a CNN autoencoder has none) gives the mean and codes
+    first = next((m for m in models.values() if hasattr(m, "quantizer_")), None)
     if not args.no_baselines:
         predictors["gray"] = ev.gray_predictor
-        predictors["train mean chroma"] = ev.constant_predictor(first.quantizer_.mean_)
+        if first is not None:
+            predictors["train mean chroma"] = ev.constant_predictor(first.quantizer_.mean_)
     for name, model in models.items():
-        if args.decoder:
+        params = model.get_params()
+        if args.decoder and "decoder" in params:
             model.set_params(decoder=args.decoder)
-        if not args.no_baselines and model.decoder != "argmax":
+        if not args.no_baselines and getattr(model, "decoder", "argmax") != "argmax":
             paper = copy.deepcopy(model)
-            paper.set_params(decoder="argmax", smooth_radius=0.0)
+            paper.set_params(
+                decoder="argmax", **({"smooth_radius": 0.0} if "smooth_radius" in params else {})
+            )
             predictors[f"{name} (argmax, unsmoothed)"] = ev.model_predictor(paper)
         predictors[name] = ev.model_predictor(model)
-    result = ev.evaluate(
-        predictors, files, codebook=first.quantizer_.codebook_, progress=_progress(not args.quiet)
-    )
+    codebook = first.quantizer_.codebook_ if first is not None else None
+    result = ev.evaluate(predictors, files, codebook=codebook, progress=_progress(not args.quiet))
     print(result.markdown(), end="")
     if args.out:
         for path in result.write(args.out):
@@ -396,11 +478,10 @@ def cmd_evaluate(args) -> int:
 def cmd_info(args) -> int:
     import json
 
-    from .paths import DEFAULT_MODEL
-    from .pipeline import Colorizer
+    from .paths import model_path
 
-    path = Path(args.model or DEFAULT_MODEL)
-    model = Colorizer.load(path)
+    path = model_path(args.model)
+    model = _inference_model(path)
     meta = model.metadata_
     t = meta.get("training", {})
     print(f"model:     {path}")
@@ -409,6 +490,9 @@ def cmd_info(args) -> int:
         f"written by somcolor {meta.get('somcolor_version', '?')}"
     )
     print(f"config:    {json.dumps(meta['config'], sort_keys=True)}")
+    if "kind" in meta:
+        _info_cnn(model, meta)
+        return 0
     print(
         f"trained:   {t.get('trained_at', '?')} on {t.get('n_images', '?')} images, "
         f"{t.get('n_samples', '?')} pixels, {t.get('mlp_epochs', '?')} MLP epochs"
@@ -417,12 +501,35 @@ def cmd_info(args) -> int:
     if "seconds" in t:
         secs = ", ".join(f"{k} {v:.1f} s" for k, v in t["seconds"].items())
         print(f"time:      {secs}")
-    codebook = model.quantizer_.codebook_
+    codebook = model.codebook
     print(f"codebook:  {len(codebook)} codes (u, v):")
     for i, (u, v) in enumerate(codebook):
-        seen = "" if i in set(model.classifier_.classes_.tolist()) else "  (never seen in training)"
+        seen = "" if i in set(model.classes.tolist()) else "  (never seen in training)"
         print(f"  {i:3d}: ({u:7.2f}, {v:7.2f}){seen}")
     return 0
+
+
+def _info_cnn(model, meta: dict) -> None:
+    """The rest of ``somcolor info`` for a CNN model file."""
+    t = meta.get("training", {})
+    seconds = t.get("epoch_seconds") or [float("nan")]
+    loss = t.get("loss") or [float("nan")]
+    print(
+        f"kind:      {meta['kind']}, {model.n_parameters} parameters "
+        f"(written with torch {meta.get('torch_version', '?')})"
+    )
+    print(
+        f"trained:   {t.get('trained_at', '?')} on {t.get('n_images', '?')} images, "
+        f"{t.get('crop_size', '?')} px crops x {t.get('crops_per_image', '?')} per image, "
+        f"{t.get('epochs', '?')} epochs, final loss {loss[-1]:.5f}"
+    )
+    print(f"data:      {t.get('description') or '?'}")
+    print(
+        f"time:      {sum(seconds) / len(seconds):.1f} s/epoch on {t.get('device', '?')} "
+        f"({t.get('device_name', '?')}, {t.get('torch_threads', '?')} threads)"
+    )
+    if hasattr(model, "quantizer_"):
+        print(f"codebook:  {len(model.quantizer_.codebook_)} codes")
 
 
 # ---------------------------------------------------------------------------- data
@@ -506,7 +613,7 @@ def build_parser() -> argparse.ArgumentParser:
     dest = c.add_mutually_exclusive_group()
     dest.add_argument("-o", "--output", help="output file (one input only)")
     dest.add_argument("--out-dir", help="folder for the outputs (keeps names and sub-folders)")
-    c.add_argument("--model", help="model file (default: the bundled model)")
+    c.add_argument("--model", help="model file, or a bundled model: default (the default), fast")
     c.add_argument("--force", action="store_true", help="overwrite existing outputs")
     c.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress or output names")
@@ -521,12 +628,39 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on your own color photos")
     t.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
     t.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
-    t.add_argument("--som", type=_som_shape, default=(3, 3), help="SOM map size (default 3x3)")
+    t.add_argument(
+        "--backend",
+        choices=["som", "cnn-ae", "cnn-cls"],
+        default="som",
+        help="som: SOM + MLP (default); cnn-ae, cnn-cls: CNNs (need the cnn extra, torch)",
+    )
+    t.add_argument("--som", type=_som_shape, help="SOM map size (default 3x3; 10x10 for cnn-cls)")
     t.add_argument("--patch", type=_odd, default=5, help="patch side, odd (default 5)")
     t.add_argument("--hidden", type=_hidden, default=(50, 50), help="hidden layers (default 50,50)")
     t.add_argument("--pixels-per-image", type=_positive, default=2500)
     t.add_argument("--max-iter", type=_positive, default=50, help="MLP epochs at most")
+    t.add_argument("--scales", type=_factors, default=(), help="coarse patches, e.g. 4,16")
+    t.add_argument("--scale-patch", type=_odd, default=5, help="coarse patch side (default 5)")
+    t.add_argument("--position", action="store_true", help="add the pixel's relative position")
+    t.add_argument("--image-stats", action="store_true", help="add the image's L mean and std")
+    t.add_argument("--rebalance", action="store_true", help="weight rare colors up (lambda 0.5)")
+    t.add_argument(
+        "--decoder", choices=["argmax", "mean", "annealed"], default="argmax", help="(argmax)"
+    )
+    t.add_argument("--temperature", type=_positive_float, default=0.38, help="annealed mean T")
+    t.add_argument(
+        "--smooth-radius",
+        type=_fraction,
+        default=0.0,
+        help="guided filter radius, fraction of the long side (0: off)",
+    )
+    t.add_argument("--smooth-eps", type=_positive_float, default=3e-3)
+    t.add_argument("--work-size", type=_positive, help="predict at this long side (px)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--epochs", type=_positive, help="CNN training epochs (default 5)")
+    t.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="CNN device (default auto: GPU if any)"
+    )
     t.add_argument("--description", help="training data description stored in the model")
     t.add_argument("-r", "--recursive", action="store_true")
     t.add_argument("--force", action="store_true")
@@ -535,7 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     i = sub.add_parser("info", help="show a model's config and provenance")
-    i.add_argument("model", nargs="?", help="model file (default: the bundled model)")
+    i.add_argument("model", nargs="?", help="model file or bundled model name (default: default)")
     i.set_defaults(func=cmd_info)
 
     d = sub.add_parser("data", help="verify the bundled data sets against their checksums")
@@ -544,7 +678,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="measure colorization quality on color photos")
     e.add_argument("inputs", nargs="+", metavar="INPUT", help="color photos: files, folders, globs")
     e.add_argument(
-        "--model", action="append", help="model file; repeat to compare (default: bundled)"
+        "--model",
+        action="append",
+        help="model file or bundled model (default, fast); repeat to compare (default: default)",
     )
     e.add_argument("--decoder", choices=["argmax", "mean", "annealed"], help="override the decoder")
     e.add_argument("--out", help="folder for summary.md, summary.csv and per_image.csv")
@@ -557,7 +693,7 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("colorize-video", help="colorize a video (needs the video extra)")
     v.add_argument("input", metavar="INPUT")
     v.add_argument("-o", "--output", required=True, help="output video (.mp4, .m4v, .mov, .mkv)")
-    v.add_argument("--model", help="model file (default: the bundled model)")
+    v.add_argument("--model", help="model file or bundled model name (default: fast)")
     v.add_argument("--force", action="store_true", help="overwrite an existing output")
     v.add_argument("--crf", type=_crf, default=18, help="x264 quality, 0-51, lower is better (18)")
     v.add_argument("--preset", default="medium", help="x264 preset, ultrafast..veryslow (medium)")
@@ -570,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate-video", help="measure flicker with and without smoothing")
     ev.add_argument("input", metavar="INPUT")
-    ev.add_argument("--model", help="model file (default: the bundled model)")
+    ev.add_argument("--model", help="model file or bundled model name (default: fast)")
     ev.add_argument(
         "--smoothing",
         type=_smoothing,

@@ -208,12 +208,23 @@ def constant_predictor(uv: Sequence[float]) -> Predictor:
 
 
 def model_predictor(model) -> Predictor:
-    """A fitted Colorizer as a predictor (chroma and the most probable codes)."""
+    """A fitted model as a predictor (chroma, and the most probable codes if it has codes).
+
+    Any model with ``predict_uv(L, return_codes=True)`` works: a Colorizer, a
+    :class:`~somcolor.predict.Predictor`, or a CNN from :mod:`somcolor.backends`; one
+    without a codebook (the CNN autoencoder) is scored for code accuracy against the
+    codebook :func:`evaluate` is given.
+    """
 
     def predict(L):
         return model.predict_uv(L, return_codes=True)
 
-    predict.codebook = model.quantizer_.codebook_
+    codebook = getattr(model, "codebook", None)  # a Colorizer or a Predictor
+    quantizer = getattr(model, "quantizer_", None)
+    if codebook is None and quantizer is not None:  # a CNN that predicts codes
+        codebook = quantizer.codebook_
+    if codebook is not None:
+        predict.codebook = codebook
     return predict
 
 

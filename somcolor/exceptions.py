@@ -21,6 +21,10 @@ class DataError(SomcolorError):
     """A bundled data set is missing files or fails its checksums."""
 
 
+class MissingBackendError(SomcolorError, ImportError):
+    """An optional back end (e.g. the CNNs' PyTorch) is not installed."""
+
+
 class SomcolorWarning(UserWarning):
     """Base class of somcolor's warnings."""
 

@@ -19,7 +19,6 @@ import numbers
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.transform import resize
 
 from .patches import check_patch_size, image_patches, patches_at
 
@@ -59,6 +58,10 @@ class _Prepared:
         self.L = np.ascontiguousarray(L, dtype=np.float32)
         H, W = self.L.shape
         self.levels = []
+        if spec.scales:
+            # Imported here: scikit-image's resize pulls in scipy.ndimage (0.3-0.4 s),
+            # which a model with only the L patch never needs.
+            from skimage.transform import resize
         for f in spec.scales:
             shape = (max(1, -(-H // f)), max(1, -(-W // f)))
             level = resize(self.L, shape, order=1, anti_aliasing=True, preserve_range=True)
@@ -88,8 +91,11 @@ def _context(prep: _Prepared, spec: FeatureSpec, rows: np.ndarray, cols: np.ndar
     return parts
 
 
-def features_at(L: np.ndarray, flat_index: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+def features_at(L: np.ndarray, flat_index: np.ndarray, spec: FeatureSpec, out=None) -> np.ndarray:
     """Feature vectors ``(len(flat_index), spec.n_features)`` float32 of the given pixels.
+
+    Written into ``out`` when given (C-contiguous float32 of that shape), so a training
+    set can be filled image by image without concatenating.
 
     >>> L = np.zeros((6, 8), np.float32)
     >>> features_at(L, np.array([0, 47]), FeatureSpec(3, scales=(2,), position=True)).shape
@@ -97,10 +103,14 @@ def features_at(L: np.ndarray, flat_index: np.ndarray, spec: FeatureSpec) -> np.
     """
     prep = _Prepared(L, spec)
     flat_index = np.asarray(flat_index, dtype=np.int64)
+    if not (spec.scales or spec.position or spec.image_stats):
+        return patches_at(prep.L, flat_index, spec.patch_size, out=out)
     fine = patches_at(prep.L, flat_index, spec.patch_size)
     rows, cols = np.divmod(flat_index, prep.L.shape[1])
-    extra = _context(prep, spec, rows, cols)
-    return np.concatenate([fine, *extra], axis=1) if extra else fine
+    parts = [fine, *_context(prep, spec, rows, cols)]
+    if out is None:
+        return np.concatenate(parts, axis=1)
+    return np.concatenate(parts, axis=1, out=out)
 
 
 def image_features(L: np.ndarray, spec: FeatureSpec, block_pixels: int = 1 << 16):

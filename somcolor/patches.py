@@ -120,10 +120,11 @@ def check_patch_size(k) -> int:
     return int(k)
 
 
-def patches_at(L: np.ndarray, flat_index: np.ndarray, k: int) -> np.ndarray:
+def patches_at(L: np.ndarray, flat_index: np.ndarray, k: int, out=None) -> np.ndarray:
     """Patches of ``L`` centred at the given flat (row-major) pixel indices.
 
-    Returns float32 of shape ``(len(flat_index), k * k)``.
+    Returns float32 of shape ``(len(flat_index), k * k)``, written into ``out`` when
+    given (a C-contiguous float32 array of that shape, e.g. rows of a larger dataset).
 
     >>> L = np.arange(9, dtype=np.float32).reshape(3, 3)
     >>> patches_at(L, np.array([4]), 3).reshape(3, 3).tolist()
@@ -134,7 +135,13 @@ def patches_at(L: np.ndarray, flat_index: np.ndarray, k: int) -> np.ndarray:
     flat_index = np.asarray(flat_index, dtype=np.int64)
     if flat_index.size and (flat_index.min() < 0 or flat_index.max() >= L.size):
         raise SomcolorError(f"pixel index out of range for an image of shape {L.shape}")
-    out = np.empty((len(flat_index), k * k), dtype=np.float32)
+    shape = (len(flat_index), k * k)
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise SomcolorError(
+            f"out must be C-contiguous float32 of shape {shape}, got {out.dtype} {out.shape}"
+        )
     _patches_at(L, flat_index, k, out)
     return out
 

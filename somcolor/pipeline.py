@@ -12,14 +12,15 @@ Training (:meth:`Colorizer.fit`), for a list of color photos:
 Colorizing (:meth:`Colorizer.colorize`): the image is reduced to L; every pixel's
 patch goes through the MLP; the probabilities are decoded to UV
 (:mod:`somcolor.decode`), joined with the input's own L and converted to sRGB. The
-output has the input's height and width.
+output has the input's height and width. Inference runs through a
+:class:`~somcolor.predict.Predictor` over the fitted arrays, the same code that
+``somcolor colorize`` uses without importing the training code.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,29 +30,19 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import __version__, modelfile
 from .classify import PatchClassifier
-from .color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
+from .color import rgb_to_luv, split_luv, to_float_rgb
 from .decode import get_decoder
 from .exceptions import ModelFormatError, SomcolorError
-from .features import FeatureSpec, features_at, image_features
+from .features import FeatureSpec, features_at
 from .io import read_image
-from .patches import check_patch_size, sample_positions
+from .patches import sample_positions
+from .predict import ColorizeInfo, Predictor, _check_inference_params, feature_spec
 from .quantize import SOMQuantizer, rebalance_weights
-from .smooth import guided_filter, resample, working_shape
+from .smooth import resample, working_shape
+
+__all__ = ["Colorizer", "ColorizeInfo"]
 
 log = logging.getLogger(__name__)
-
-#: Pixels (rows x width) whose patches are built and classified at once in ``colorize``.
-BLOCK_PIXELS = 1 << 16
-
-
-@dataclass
-class ColorizeInfo:
-    """What :meth:`Colorizer.colorize` did, beyond the pixels."""
-
-    height: int
-    width: int
-    gamut_clipped: int  #: pixels whose predicted color fell outside sRGB and was clipped
-    seconds: float
 
 
 def _seeds(random_state) -> tuple[np.random.Generator, int, int]:
@@ -168,28 +159,18 @@ class Colorizer(BaseEstimator):
         self.random_state = random_state
 
     def _check_inference_params(self) -> None:
-        get_decoder(self.decoder)
-        if not self.temperature > 0:
-            raise SomcolorError(f"temperature must be positive, got {self.temperature!r}")
-        if self.work_size is not None and not int(self.work_size) >= 8:
-            raise SomcolorError(
-                f"work_size must be None or at least 8 pixels, got {self.work_size!r}"
-            )
-        if not 0 <= self.smooth_radius <= 1:
-            raise SomcolorError(f"smooth_radius must be in 0..1, got {self.smooth_radius!r}")
-        if not self.smooth_eps > 0:
-            raise SomcolorError(f"smooth_eps must be positive, got {self.smooth_eps!r}")
+        _check_inference_params(self.get_params())
 
     @property
     def feature_spec(self) -> FeatureSpec:
         """The features this model computes per pixel."""
-        return FeatureSpec(
-            patch_size=check_patch_size(self.patch_size),
-            scales=tuple(int(f) for f in self.scales),
-            scale_patch_size=self.scale_patch_size,
-            position=bool(self.position),
-            image_stats=bool(self.image_stats),
-        )
+        return feature_spec(self.get_params())
+
+    @property
+    def codebook(self) -> np.ndarray:
+        """The SOM's chroma codes ``(n_codes, 2)``, as :attr:`Predictor.codebook`."""
+        check_is_fitted(self, "quantizer_")
+        return self.quantizer_.codebook_
 
     # ------------------------------------------------------------------ training
     def build_dataset(self, images, rng: np.random.Generator, progress=None):
@@ -198,21 +179,30 @@ class Colorizer(BaseEstimator):
         ``images`` holds arrays or paths; ``progress`` wraps the iteration (e.g. tqdm).
         """
         spec = self.feature_spec
-        feats, chroma, groups = [], [], []
         items = list(images)
+        if not items:
+            raise SomcolorError("no training images given")
+        # Filled image by image (no list of parts to concatenate: half the peak memory);
+        # an image smaller than pixels_per_image gives all its pixels and leaves rows over.
+        most = len(items) * int(self.pixels_per_image)
+        X = np.empty((most, spec.n_features), dtype=np.float32)
+        chroma = np.empty((most, 2), dtype=np.float32)
+        groups = np.empty(most, dtype=np.int32)
+        n = 0
         iterator = progress(items, desc="sampling pixels") if progress else items
-        for item in iterator:
+        for i, item in enumerate(iterator):
             image = read_image(item) if isinstance(item, str | Path) else item
             luv = rgb_to_luv(to_float_rgb(image)).astype(np.float32, copy=False)
             luv = resample(luv, working_shape(luv.shape[:2], self.work_size))
             L, uv = split_luv(luv)
             index = sample_positions(L.shape, self.pixels_per_image, rng)
-            feats.append(features_at(L, index, spec))
-            chroma.append(uv.reshape(-1, 2)[index])
-            groups.append(np.full(len(index), len(groups), dtype=np.int32))
-        if not feats:
-            raise SomcolorError("no training images given")
-        return np.concatenate(feats), np.concatenate(chroma), np.concatenate(groups)
+            features_at(L, index, spec, out=X[n : n + len(index)])
+            chroma[n : n + len(index)] = uv.reshape(-1, 2)[index]
+            groups[n : n + len(index)] = i
+            n += len(index)
+        if n < most:
+            return X[:n].copy(), chroma[:n].copy(), groups[:n].copy()
+        return X, chroma, groups
 
     def fit(self, images, *, description: str = "", progress=None):
         """Train on color photos (arrays or paths); returns ``self``."""
@@ -271,94 +261,54 @@ class Colorizer(BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ inference
+    def predictor(self) -> Predictor:
+        """The fitted model's inference, over its arrays as they are now (not copied)."""
+        check_is_fitted(self, "classifier_")
+        q, c = self.quantizer_, self.classifier_
+        return Predictor(
+            config=self.get_params(),
+            codebook=q.codebook_,
+            classes=c.classes_,
+            mean=c.mean_,
+            scale=c.scale_,
+            coefs=c.coefs_,
+            intercepts=c.intercepts_,
+            out_activation=c.out_activation_,
+            som_mean=q.mean_,
+            som_scale=q.scale_,
+            metadata=getattr(self, "metadata_", None),
+            training=getattr(self, "training_", None),
+        )
+
     def predict_proba(self, L: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """Code probabilities per pixel at the working resolution.
 
         Returns ``(proba, shape)``: ``proba`` is float32 ``(h * w, n_classes)`` with
         columns following ``classifier_.classes_``, ``shape`` is ``(h, w)``.
         """
-        check_is_fitted(self, "classifier_")
-        L = np.asarray(L, dtype=np.float32)
-        shape = working_shape(L.shape, self.work_size)
-        L_work = resample(L, shape)
-        proba = np.empty((shape[0] * shape[1], len(self.classifier_.classes_)), np.float32)
-        w = shape[1]
-        for r0, r1, X in image_features(L_work, self.feature_spec, BLOCK_PIXELS):
-            proba[r0 * w : r1 * w] = self.classifier_.predict_proba(X)
-        return proba, shape
+        return self.predictor().predict_proba(L)
 
     def predict_uv(self, L: np.ndarray, *, return_codes: bool = False):
         """Predicted chroma ``(H, W, 2)`` float32 for a luminance image ``(H, W)``.
 
-        Probabilities at the working resolution are decoded, upsampled to the full
-        image and smoothed with the full-resolution L as guide. With ``return_codes``
-        also returns the most probable code per pixel at the working resolution.
+        See :meth:`Predictor.predict_uv`.
         """
-        decode = get_decoder(self.decoder)
-        L = np.asarray(L, dtype=np.float32)
-        proba, shape = self.predict_proba(L)
-        classes = self.classifier_.classes_
-        uv = decode(proba, classes, self.quantizer_.codebook_, self.temperature)
-        uv = resample(uv.astype(np.float32).reshape(*shape, 2), L.shape)
-        if self.smooth_radius > 0:
-            radius = max(1, round(self.smooth_radius * max(L.shape)))
-            uv = guided_filter(L / np.float32(100), uv, radius, self.smooth_eps)
-        if return_codes:
-            return uv, classes[np.argmax(proba, axis=1)].reshape(shape)
-        return uv
+        return self.predictor().predict_uv(L, return_codes=return_codes)
 
     def colorize(self, image, *, return_info: bool = False):
         """Colorize an image (gray, RGB or RGBA array, or a path) -> RGB uint8 ``(H, W, 3)``.
 
         Color inputs are first reduced to their luminance, so a color photo is
         re-colorized. With ``return_info`` also returns a :class:`ColorizeInfo`.
+        See :meth:`Predictor.colorize`.
         """
-        check_is_fitted(self, "classifier_")
-        t0 = time.perf_counter()
-        if isinstance(image, str | Path):
-            image = read_image(image)
-        L = luminance(image).astype(np.float32, copy=False)
-        if self.work_size is None and not self.smooth_radius > 0:
-            out, clipped = self._colorize_rows(L)
-        else:
-            out, clipped = compose(L, self.predict_uv(L))
-        if not return_info:
-            return out
-        info = ColorizeInfo(L.shape[0], L.shape[1], clipped, time.perf_counter() - t0)
-        return out, info
-
-    def _colorize_rows(self, L: np.ndarray) -> tuple[np.ndarray, int]:
-        """Full resolution, no smoothing: each block of rows goes from features to RGB
-        at once, so memory holds L and the output, plus one block."""
-        decode = get_decoder(self.decoder)
-        classes, codebook = self.classifier_.classes_, self.quantizer_.codebook_
-        H, W = L.shape
-        out = np.empty((H, W, 3), dtype=np.uint8)
-        clipped = 0
-        for r0, r1, X in image_features(L, self.feature_spec, BLOCK_PIXELS):
-            proba = self.classifier_.predict_proba(X)
-            uv = decode(proba, classes, codebook, self.temperature).astype(np.float32)
-            out[r0:r1], n = compose(L[r0:r1], uv.reshape(r1 - r0, W, 2))
-            clipped += n
-        return out, clipped
+        return self.predictor().colorize(image, return_info=return_info)
 
     # ------------------------------------------------------------------ persistence
     def model_arrays(self) -> dict[str, np.ndarray]:
         """The fitted model as named plain arrays (what :meth:`save` stores)."""
         check_is_fitted(self, "classifier_")
-        q, c = self.quantizer_, self.classifier_
-        arrays = {
-            "som_codebook": q.codebook_,
-            "som_mean": q.mean_,
-            "som_scale": q.scale_,
-            "mlp_classes": c.classes_,
-            "mlp_mean": c.mean_,
-            "mlp_scale": c.scale_,
-        }
-        for i, (W, b) in enumerate(zip(c.coefs_, c.intercepts_, strict=True)):
-            arrays[f"mlp_coef_{i}"] = W
-            arrays[f"mlp_intercept_{i}"] = b
-        return arrays
+        return self.predictor().model_arrays()
 
     def save(self, path, *, overwrite: bool = True) -> Path:
         """Write the model as ``.npz`` arrays + JSON metadata (no pickle), atomically."""
@@ -397,67 +347,18 @@ class Colorizer(BaseEstimator):
 
     @classmethod
     def _from_arrays(cls, arrays: dict, meta: dict) -> Colorizer:
-        for key in ("config", "mlp"):
-            _expect(isinstance(meta.get(key), dict), f"metadata {key!r} must be an object")
-        _expect(isinstance(meta.get("training", {}), dict), "metadata 'training' must be an object")
-        config = dict(meta["config"])
-        config["som_shape"] = tuple(config["som_shape"])
-        config["hidden_layer_sizes"] = tuple(config["hidden_layer_sizes"])
-        config["scales"] = tuple(config.get("scales", ()))
-        model = cls(**config)
-        n_features = model.feature_spec.n_features
-        rows, cols = model.som_shape
-
-        codebook = np.asarray(arrays["som_codebook"], dtype=np.float64)
-        _expect(codebook.shape == (rows * cols, 2), f"codebook shape {codebook.shape}")
+        """A fitted Colorizer from a model file's contents (checked by :class:`Predictor`)."""
+        p = Predictor.from_arrays(arrays, meta)
+        model = cls(**p.config)
         q = SOMQuantizer(som_shape=model.som_shape)
-        q.codebook_ = codebook
-        q.mean_ = np.asarray(arrays["som_mean"], dtype=np.float64)
-        q.scale_ = np.asarray(arrays["som_scale"], dtype=np.float64)
+        q.codebook_, q.mean_, q.scale_ = p.codebook, p.som_mean, p.som_scale
         q.n_features_in_ = 2
-        _expect(q.mean_.shape == (2,) and q.scale_.shape == (2,), "SOM scaling shape")
-        for arr in (q.codebook_, q.mean_, q.scale_):
-            _expect(bool(np.all(np.isfinite(arr))), "non-finite SOM codebook or scaling")
-
-        n_layers = int(meta["mlp"]["n_layers"])
         c = PatchClassifier(hidden_layer_sizes=model.hidden_layer_sizes)
-        c.classes_ = np.asarray(arrays["mlp_classes"])
-        c.coefs_ = [np.asarray(arrays[f"mlp_coef_{i}"], dtype=np.float32) for i in range(n_layers)]
-        c.intercepts_ = [
-            np.asarray(arrays[f"mlp_intercept_{i}"], dtype=np.float32) for i in range(n_layers)
-        ]
-        c.mean_ = np.asarray(arrays["mlp_mean"], dtype=np.float32)
-        c.scale_ = np.asarray(arrays["mlp_scale"], dtype=np.float32)
-        c.out_activation_ = meta["mlp"]["out_activation"]
-        c.n_features_in_ = n_features
-        _check_network(c, n_codes=rows * cols, n_features=n_features)
-
+        c.classes_, c.mean_, c.scale_ = p.classes, p.mean, p.scale
+        c.coefs_, c.intercepts_ = p.coefs, p.intercepts
+        c.out_activation_ = p.out_activation
+        c.n_features_in_ = len(p.mean)
         model.quantizer_, model.classifier_ = q, c
-        model.training_ = meta.get("training", {})
-        model.metadata_ = meta
-        model._check_inference_params()
+        model.training_ = p.training_
+        model.metadata_ = p.metadata_
         return model
-
-
-def _expect(ok: bool, what: str) -> None:
-    if not ok:
-        raise ModelFormatError(f"inconsistent model: {what}")
-
-
-def _check_network(c: PatchClassifier, n_codes: int, n_features: int) -> None:
-    """Refuse a network whose arrays do not chain, or whose classes are not codes."""
-    classes = c.classes_
-    _expect(classes.ndim == 1 and classes.dtype.kind in "iu", "classes must be integer codes")
-    _expect(len(np.unique(classes)) == len(classes) >= 2, "classes must be >= 2 distinct codes")
-    _expect(classes.min() >= 0 and classes.max() < n_codes, "class outside the codebook")
-    _expect(c.mean_.shape == (n_features,) and c.scale_.shape == (n_features,), "input scaling")
-    _expect(bool(np.all(c.scale_ > 0)), "input scale must be positive")
-    width = n_features
-    for W, b in zip(c.coefs_, c.intercepts_, strict=True):
-        _expect(W.ndim == 2 and W.shape[0] == width and b.shape == (W.shape[1],), "layer shapes")
-        width = W.shape[1]
-    expected_out = 1 if c.out_activation_ == "logistic" else len(classes)
-    _expect(c.out_activation_ in ("softmax", "logistic"), "output activation")
-    _expect(width == expected_out, "output layer size does not match classes")
-    for arr in (*c.coefs_, *c.intercepts_, c.mean_, c.scale_):
-        _expect(bool(np.all(np.isfinite(arr))), "non-finite weights")

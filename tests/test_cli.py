@@ -736,3 +736,35 @@ def test_command_exits_two_on_a_bad_option_without_a_traceback(photo_dir, tmp_pa
     assert len(p.stderr.splitlines()) == 1
     assert "--patch" in p.stderr
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_bundled_models_are_chosen_by_name(cli, tmp_path):
+    from somcolor.paths import FAST_MODEL
+
+    r = cli("info", "fast")
+    assert r.code == 0, r.err
+    assert f"model:     {FAST_MODEL}" in r.out
+    assert '"som_shape": [3, 3]' in r.out and "9 codes" in r.out
+
+    photo = tmp_path / "gray.png"
+    rng = np.random.default_rng(0)
+    Image.fromarray((rng.random((40, 56)) * 255).astype(np.uint8)).save(photo)
+    outs = {}
+    for name in ("fast", "default"):
+        out = tmp_path / f"{name}.png"
+        r = cli("colorize", photo, "-o", out, "--model", name, "-q")
+        assert r.code == 0, r.err
+        outs[name] = np.asarray(Image.open(out))
+    assert outs["fast"].shape == outs["default"].shape == (40, 56, 3)
+    assert not np.array_equal(outs["fast"], outs["default"])  # two different models
+
+
+def test_a_file_named_like_a_bundled_model_wins_over_the_name(
+    tmp_path, tiny_model_path, monkeypatch
+):
+    from somcolor.paths import model_path
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").write_bytes(tiny_model_path.read_bytes())
+    assert model_path("fast") == Path("fast")
+    assert model_path("default").name == "default.npz"

@@ -35,3 +35,33 @@ def test_quick_compare_writes_tables_with_baselines_and_variants(tmp_path, monke
 def test_unknown_collection_is_refused(tmp_path, capsys):
     assert compare.main(["--collections", "mnist", "--out", str(tmp_path)]) == 2
     assert "unknown collection 'mnist'" in capsys.readouterr().err
+
+
+def test_bundled_default_has_the_configuration_of_the_new_default_row():
+    """`make model` trains what `make compare` measured as the new default."""
+    from somcolor.modelfile import read
+    from somcolor.paths import DEFAULT_MODEL
+
+    config = read(DEFAULT_MODEL)[1]["config"]
+    row = next(v for v in compare.VARIANTS if v.name == compare.DEFAULT_NAME)
+    expected = dict(row.train, **row.infer)
+    for key, value in expected.items():
+        got = config[key]
+        assert (tuple(got) if isinstance(got, list) else got) == value, key
+
+
+def test_unselected_summary_leaves_out_the_photos_that_chose_the_default(tmp_path):
+    from pathlib import Path
+
+    from somcolor import evaluate as ev
+
+    files = [Path(f"{i:03d}.jpg") for i in range(15)]
+    rows = [
+        {"predictor": "p", "image": f.name, **{m: float(i) for m in ev.METRICS}}
+        for i, f in enumerate(files)
+    ]
+    text = compare.write_unselected(ev.Evaluation(rows), files, tmp_path).read_text()
+    # photos 0, 7, 14 chose the default; the other 12 average to their mean index
+    kept = [i for i in range(15) if i % compare.SELECTION_STEP]
+    assert text.startswith(f"The {len(kept)} test photos")
+    assert f"| p | {sum(kept) / len(kept):.3f} |" in text

@@ -171,3 +171,21 @@ def test_invalid_specs_raise(kwargs):
 
 def test_scale_patch_size_is_not_checked_without_scales():
     assert FeatureSpec(3, scale_patch_size=4).n_features == 9
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=str)
+def test_features_at_fills_rows_of_a_larger_array_in_place(spec):
+    rng = np.random.default_rng(2)
+    L = rng.uniform(0, 100, (13, 17)).astype(np.float32)
+    index = rng.choice(L.size, 20, replace=False)
+    big = np.full((30, spec.n_features), -1.0, dtype=np.float32)
+    got = features_at(L, index, spec, out=big[5:25])
+    assert np.shares_memory(got, big)
+    np.testing.assert_array_equal(big[5:25], features_at(L, index, spec))
+    assert (big[:5] == -1).all() and (big[25:] == -1).all()
+
+
+def test_features_at_refuses_an_out_of_the_wrong_shape():
+    L = np.zeros((5, 5), np.float32)
+    with pytest.raises(SomcolorError, match="out must be"):
+        features_at(L, np.array([0, 1]), FeatureSpec(3), out=np.empty((2, 8), np.float32))

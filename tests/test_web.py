@@ -148,13 +148,13 @@ def test_models_folder_adds_models_and_skips_broken_files(tmp_path, tiny_model_p
     app = create_app(models_dir=models, workdir=tmp_path)
     with TestClient(app) as c:
         names = [m["name"] for m in c.get("/api/config").json()["models"]]
-        assert names == ["default", "tiny"]
+        assert names == ["default", "fast", "tiny"]  # both bundled models, then the folder's
         tiny = post_photo(c, GRAY_PNG, model="tiny")
         default = post_photo(c, GRAY_PNG)
         assert tiny.status_code == default.status_code == 200
         assert tiny.content != default.content
         msg = refused(post_photo(c, GRAY_PNG, model="../tiny"), 422, "bad_option")
-        assert "expected one of ['default', 'tiny']" in msg
+        assert "expected one of ['default', 'fast', 'tiny']" in msg
 
 
 # ---------------------------------------------------------------------------- limits

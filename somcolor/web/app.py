@@ -153,6 +153,10 @@ def _load_models(model_path, models_dir) -> dict[str, _ModelEntry]:
     default = load(model_path)
     label = "bundled model" if model_path is None else Path(model_path).name
     models = {DEFAULT_MODEL_NAME: _ModelEntry(DEFAULT_MODEL_NAME, label, default)}
+    if model_path is None:
+        models["fast"] = _ModelEntry(
+            "fast", "bundled fast model (paper's configuration)", load("fast")
+        )
     if models_dir is None:
         return models
     folder = Path(models_dir)
