@@ -1,4 +1,4 @@
-"""Video speed: frames per second of ``somcolor.video.colorize_video`` with the bundled model.
+"""Video speed: frames per second of ``somcolor.video.colorize_video`` with the video model.
 
 ``python -m experiments.bench_video`` generates a clip per size (640x480 and 1920x1080 by
 default), colorizes it with the default settings (smoothing 0.5, no flow, crf 18, preset
@@ -14,7 +14,9 @@ clip: film-grained gray pans over two BSDS500 photos with a scene cut between th
 and a stereo tone that changes pitch at the cut (so audio sync can be checked by ear).
 
 Options: ``--sizes 640x480,1920x1080``, ``--seconds S`` (clip length per size; the
-1080p clip is a third as long), ``--flow`` (also time ``flow=True``).
+1080p clip is a third as long), ``--flow`` (smooth with ``flow=True``), ``--model M``
+(default: the video commands' model, ``fast``), ``--work-size N`` (predict at N px on the
+long side, as ``somcolor colorize-video --work-size N``).
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ import somcolor
 from somcolor import datasets
 from somcolor.color import compose
 from somcolor.io import read_image
-from somcolor.paths import RESULTS_DIR
+from somcolor.paths import RESULTS_DIR, model_path
+from somcolor.predict import Predictor
 from somcolor.temporal import TemporalSmoother
-from somcolor.video import frame_luminance
+from somcolor.video import VIDEO_MODEL, frame_luminance
 
 
 @dataclass
@@ -57,6 +60,8 @@ class BenchConfig:
     crf: int = 18
     preset: str = "medium"
     flow: bool = False
+    model: str = VIDEO_MODEL  #: a bundled model name or a model file
+    work_size: int | None = None  #: predict at this long side (None: full resolution)
     stage_frames: int = 8  #: frames used for the per-stage timings
     seed: int = 0
     results: str = str(RESULTS_DIR)  #: folder of bench_video_<sizes>.json
@@ -250,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", help="e.g. 640x480,1920x1080")
     p.add_argument("--seconds", type=float, help="clip length (the 640x480 one)")
     p.add_argument("--flow", action="store_true", help="smooth with optical flow")
+    p.add_argument("--model", help=f"model file or bundled model name (default: {VIDEO_MODEL})")
+    p.add_argument("--work-size", type=int, help="predict at this long side in px")
     p.add_argument("--make-clip", metavar="PATH", help="only write the demo clip")
     p.add_argument("--size", default="640x480", help="size of --make-clip's clip")
     args = p.parse_args(argv)
@@ -259,12 +266,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.seconds:
         config.seconds = args.seconds
     config.flow = args.flow
+    config.model = args.model or config.model
+    config.work_size = args.work_size
     if args.make_clip:
         path = make_clip(args.make_clip, _size(args.size), config.seconds * 2, config)
         print(path)
         return 0
 
-    model = somcolor.load()
+    # what `somcolor colorize-video` runs: the sklearn-free predictor of the model file
+    model = Predictor.from_file(model_path(config.model)).set_params(work_size=config.work_size)
     model.predict_uv(np.zeros((32, 32), np.float32))  # warm up numba's cached kernels
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -284,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     machine = _machine()
     print(
+        f"model {config.model}, working size {config.work_size or 'full'}; "
         f"peak RSS {peak:.0f} MB; {machine['cpus']} CPUs ({machine['cpu']}), "
         f"load {machine['load_1min']:.2f} at the end"
     )
@@ -296,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     sizes = "_".join(f"{w}x{h}" for w, h in config.sizes)
+    if config.model != VIDEO_MODEL:
+        sizes += f"_{Path(config.model).stem}"
+    if config.work_size:
+        sizes += f"_work{config.work_size}"
     out = Path(config.results) / f"bench_video_{sizes}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

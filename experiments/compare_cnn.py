@@ -16,7 +16,8 @@ config, seed, code version, packages, device), and ``README.md`` with all tables
 Trained CNNs are cached in ``data/interim/compare_cnn/`` keyed by their config and
 training files, so a rerun only evaluates. torch runs on ``--threads`` threads (1).
 
-``--quick`` trains on a handful of photos for one epoch (for ``make smoke``).
+``--quick`` trains on a handful of photos for one epoch (for ``make smoke``);
+``--epochs-factor N`` trains every CNN N times as many epochs (use another ``--out``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -190,9 +191,15 @@ def _context_model(collection: str, train_files) -> tuple[Colorizer, Path] | Non
 
 
 def run_collection(
-    collection: str, out: Path, cache: Path, *, quick: bool, device: str
+    collection: str, out: Path, cache: Path, *, quick: bool, device: str, epochs_factor: int = 1
 ) -> tuple[ev.Evaluation, dict]:
     settings = QUICK if quick else SETTINGS[collection]
+    if epochs_factor != 1:  # longer training: every CNN's epochs times the factor
+        settings = replace(
+            settings,
+            ae=dict(settings.ae, epochs=settings.ae["epochs"] * epochs_factor),
+            cls=dict(settings.cls, epochs=settings.cls["epochs"] * epochs_factor),
+        )
     train_files = datasets.image_paths(collection, "train")
     test_files = datasets.image_paths(collection, "test")
     if quick:
@@ -350,6 +357,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--quick", action="store_true", help="tiny version for make smoke")
+    p.add_argument(
+        "--epochs-factor", type=int, default=1, help="train every CNN this many times longer"
+    )
     args = p.parse_args(argv)
     import torch
 
@@ -362,7 +372,14 @@ def main(argv=None) -> int:
             return 2
         print(f"{collection}:", flush=True)
         t0 = time.perf_counter()
-        result, _ = run_collection(collection, out, cache, quick=args.quick, device=args.device)
+        result, _ = run_collection(
+            collection,
+            out,
+            cache,
+            quick=args.quick,
+            device=args.device,
+            epochs_factor=args.epochs_factor,
+        )
         (out / collection / "seconds.txt").write_text(f"{time.perf_counter() - t0:.0f}\n")
         for s in result.summary():
             auc = "nan" if math.isnan(s["auc"]) else f"{s['auc']:.3f}"

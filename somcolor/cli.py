@@ -47,21 +47,29 @@ def _progress(enabled: bool):
     return wrap
 
 
-#: Video commands default to the bundled fast model: ten times faster per frame.
-VIDEO_MODEL = "fast"
-
-
-def _inference_model(path, **options):
+def _inference_model(path, work_size=None, **options):
     """A model to colorize with: a :class:`~somcolor.predict.Predictor` for a SOM model
     file, so scikit-learn and minisom (training only) are never imported; for other
-    back ends, what :func:`somcolor.backends.load_model` gives (``options`` go to it)."""
+    back ends, what :func:`somcolor.backends.load_model` gives (``options`` go to it).
+    ``work_size`` (``--work-size``) replaces the model's working resolution."""
     from .backends import load_model, model_kind
 
     if model_kind(path) == "som":
         from .predict import Predictor
 
-        return Predictor.from_file(path)
-    return load_model(path, **options)
+        model = Predictor.from_file(path)
+    else:
+        model = load_model(path, **options)
+    return _with_work_size(model, work_size, path)
+
+
+def _with_work_size(model, work_size, path):
+    """``model`` predicting at ``work_size`` px on the long side (None: as trained)."""
+    if work_size is None:
+        return model
+    if "work_size" not in model.get_params():
+        raise SomcolorError(f"{path}: --work-size applies to SOM models only")
+    return model.set_params(work_size=work_size)
 
 
 # ---------------------------------------------------------------------------- types
@@ -97,24 +105,24 @@ def _factors(text: str) -> tuple[int, ...]:
     return factors
 
 
-def _positive_float(text: str) -> float:
+def _number(text: str, ok, what: str) -> float:
+    """``text`` as a float for which ``ok(value)`` holds, else an argparse error saying
+    that ``what`` was expected (text that is no number fails every ``ok``: it is NaN)."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        value = float("nan")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
     return value
+
+
+def _positive_float(text: str) -> float:
+    return _number(text, lambda v: 0 < v < float("inf"), "a positive number")
 
 
 def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1), got {text!r}")
-    return value
+    return _number(text, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
 
 
 def _odd(text: str) -> int:
@@ -134,6 +142,13 @@ def _positive(text: str) -> int:
         n = 0
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
+def _work_size(text: str) -> int:
+    n = _positive(text)
+    if n < 8:
+        raise argparse.ArgumentTypeError(f"expected at least 8 pixels, got {text!r}")
     return n
 
 
@@ -174,14 +189,21 @@ def cmd_colorize(args) -> int:
             return EXIT_USAGE
         seen[key] = src
 
-    model = _inference_model(model_path(args.model))
+    model = _inference_model(model_path(args.model), args.work_size)
+    video_model = None  # videos get the video commands' default model unless --model
     failures = 0
     pairs = list(zip(files, dests, strict=True))
     bar = _progress(len(pairs) > 1 and not args.quiet)
     for src, dst in bar(pairs, desc="colorizing") if bar else pairs:
         try:
             if is_video(src):  # judged by content, whatever the file is called
-                _colorize_video_file(src, _video_output(dst, args), model, args)
+                if video_model is None:
+                    video_model = model
+                    if args.model is None:
+                        from .video import VIDEO_MODEL
+
+                        video_model = _inference_model(model_path(VIDEO_MODEL), args.work_size)
+                _colorize_video_file(src, _video_output(dst, args), video_model, args)
                 continue
             if dst.exists() and dst.resolve() == src.resolve():
                 raise SomcolorError(f"{dst}: refusing to overwrite the input file")
@@ -217,13 +239,7 @@ def cmd_colorize(args) -> int:
 
 # ---------------------------------------------------------------------------- video
 def _smoothing(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1), got {text!r}")
-    return value
+    return _number(text, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
 
 def _crf(text: str) -> int:
@@ -280,8 +296,9 @@ def _colorize_video_file(src: Path, dst: Path, model, args) -> None:
 
 def cmd_colorize_video(args) -> int:
     from .paths import model_path
+    from .video import VIDEO_MODEL
 
-    model = _inference_model(model_path(args.model or VIDEO_MODEL))
+    model = _inference_model(model_path(args.model or VIDEO_MODEL), args.work_size)
     _colorize_video_file(Path(args.input), Path(args.output), model, args)
     return 0
 
@@ -290,9 +307,9 @@ def cmd_evaluate_video(args) -> int:
     import math
 
     from .paths import model_path
-    from .video import compare_smoothing
+    from .video import VIDEO_MODEL, compare_smoothing
 
-    model = _inference_model(model_path(args.model or VIDEO_MODEL))
+    model = _inference_model(model_path(args.model or VIDEO_MODEL), args.work_size)
     strengths = [s for s in dict.fromkeys(args.smoothing) if s > 0]
     settings = [(0.0, False)] + [(s, False) for s in strengths]
     settings += [(s, True) for s in strengths] if args.flow else []
@@ -445,7 +462,7 @@ def cmd_evaluate(args) -> int:
         name = Path(p).stem
         if name in models:  # same file name in another folder: name it with its folder
             name = str(Path(Path(p).parent.name) / name)
-        models[name] = load_model(p)
+        models[name] = _with_work_size(load_model(p), args.work_size, p)
     predictors = {}
     # the first model with a codebook (a CNN autoencoder has none) gives the mean and codes
     first = next((m for m in models.values() if hasattr(m, "quantizer_")), None)
@@ -623,6 +640,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=MAX_PIXELS,
         help=f"refuse larger images (default {MAX_PIXELS})",
     )
+    c.add_argument(
+        "--work-size",
+        type=_work_size,
+        help="predict at this long side in px and upsample the chroma (faster; default: full)",
+    )
     c.set_defaults(func=cmd_colorize)
 
     t = sub.add_parser("train", help="train a model on your own color photos")
@@ -688,6 +710,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=_positive, help="use only the first N images")
     e.add_argument("-r", "--recursive", action="store_true")
     e.add_argument("-q", "--quiet", action="store_true")
+    e.add_argument(
+        "--work-size",
+        type=_work_size,
+        help="predict at this long side in px and upsample the chroma (faster; default: full)",
+    )
     e.set_defaults(func=cmd_evaluate)
 
     v = sub.add_parser("colorize-video", help="colorize a video (needs the video extra)")
@@ -702,6 +729,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--flow", action="store_true", help="smooth along optical flow (slower)")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    v.add_argument(
+        "--work-size",
+        type=_work_size,
+        help="predict at this long side in px and upsample the chroma (faster; default: full)",
+    )
     v.set_defaults(func=cmd_colorize_video)
 
     ev = sub.add_parser("evaluate-video", help="measure flicker with and without smoothing")
@@ -718,6 +750,11 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-frames", type=_positive, help="measure the first N frames only")
     ev.add_argument("--no-warp", action="store_true", help="skip the flow-warped error (faster)")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev.add_argument(
+        "--work-size",
+        type=_work_size,
+        help="predict at this long side in px and upsample the chroma (faster; default: full)",
+    )
     ev.set_defaults(func=cmd_evaluate_video)
 
     from .web.settings import MIB, Limits

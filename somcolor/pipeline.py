@@ -32,7 +32,7 @@ from . import __version__, modelfile
 from .classify import PatchClassifier
 from .color import rgb_to_luv, split_luv, to_float_rgb
 from .decode import get_decoder
-from .exceptions import ModelFormatError, SomcolorError
+from .exceptions import SomcolorError
 from .features import FeatureSpec, features_at
 from .io import read_image
 from .patches import sample_positions
@@ -335,20 +335,11 @@ class Colorizer(BaseEstimator):
         ModelFormatError
             If the file is not a somcolor model, is damaged or inconsistent, or is newer.
         """
-        arrays, meta = modelfile.read(path)
-        try:
-            return cls._from_arrays(arrays, meta)
-        except SomcolorError as exc:
-            raise ModelFormatError(f"{path}: damaged model file ({exc})") from None
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ModelFormatError(
-                f"{path}: damaged model file ({type(exc).__name__}: {exc})"
-            ) from None
+        return cls._from_predictor(Predictor.from_file(path))
 
     @classmethod
-    def _from_arrays(cls, arrays: dict, meta: dict) -> Colorizer:
+    def _from_predictor(cls, p: Predictor) -> Colorizer:
         """A fitted Colorizer from a model file's contents (checked by :class:`Predictor`)."""
-        p = Predictor.from_arrays(arrays, meta)
         model = cls(**p.config)
         q = SOMQuantizer(som_shape=model.som_shape)
         q.codebook_, q.mean_, q.scale_ = p.codebook, p.som_mean, p.som_scale

@@ -768,3 +768,32 @@ def test_a_file_named_like_a_bundled_model_wins_over_the_name(
     (tmp_path / "fast").write_bytes(tiny_model_path.read_bytes())
     assert model_path("fast") == Path("fast")
     assert model_path("default").name == "default.npz"
+
+
+def test_work_size_colorizes_at_that_long_side_and_keeps_the_input_size(
+    cli, make_image, tiny_model_path, tmp_path
+):
+    from somcolor.io import read_image
+    from somcolor.predict import Predictor
+
+    src = make_image("scan.png", "gray", shape=(48, 64))
+    outs = {}
+    for size in (None, 16):
+        dst = tmp_path / f"out_{size}.png"
+        extra = [] if size is None else ["--work-size", size]
+        r = cli("colorize", src, "-o", dst, "--model", tiny_model_path, "-q", *extra)
+        assert r.code == 0, r.err
+        outs[size] = np.asarray(Image.open(dst))
+    assert outs[None].shape == outs[16].shape == (48, 64, 3)
+    expected = Predictor.from_file(tiny_model_path).set_params(work_size=16)
+    assert np.array_equal(outs[16], expected.colorize(read_image(src)))
+    assert not np.array_equal(outs[16], outs[None])  # predicted on 12x16, not 48x64
+
+
+@pytest.mark.parametrize("size", ["4", "0", "big"])
+def test_work_size_below_8_pixels_is_a_usage_error(cli, make_image, tiny_model_path, size):
+    src = make_image("scan.png", "gray")
+    r = cli("colorize", src, "--model", tiny_model_path, "--work-size", size)
+    assert r.code == EXIT_USAGE
+    assert "--work-size" in r.err and "Traceback" not in r.err
+    assert not (src.parent / "scan_color.png").exists()

@@ -182,3 +182,36 @@ def test_resample_anti_aliases_when_shrinking():
     checker = (np.indices((32, 32)).sum(axis=0) % 2).astype(np.float64)
     small = resample(checker, (8, 8))
     np.testing.assert_allclose(small, 0.5, atol=0.15)
+
+
+@pytest.mark.parametrize(
+    "small, large",
+    [
+        ((7, 10), (21, 30)),
+        ((5, 3), (17, 11)),
+        ((1, 4), (3, 9)),
+        ((4, 1), (9, 3)),
+        ((1, 1), (5, 5)),
+        ((3, 3), (3, 7)),
+        ((2, 2), (1000, 3)),
+        ((24, 32), (480, 640)),
+    ],
+)
+@pytest.mark.parametrize("channels", [(), (1,), (2,), (3,)])
+def test_enlarging_float32_equals_scikit_image_resize(small, large, channels):
+    """The numba path (float32, enlarging) against scikit-image's bilinear resize."""
+    from skimage.transform import resize
+
+    x = (_rng(15).random((*small, *channels)) * 200 - 100).astype(np.float32)
+    before = x.copy()
+    expected = resize(x, (*large, *channels), order=1, anti_aliasing=False, preserve_range=True)
+    out = resample(x, large)
+    assert out.shape == (*large, *channels) and out.dtype == np.float32
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)
+    assert np.array_equal(x, before)  # the input is not modified
+
+
+def test_enlarging_a_non_contiguous_view_reads_the_view():
+    x = _rng(16).random((12, 16, 2)).astype(np.float32)
+    view = x[::2, ::2]  # (6, 8, 2), strided
+    np.testing.assert_array_equal(resample(view, (18, 24)), resample(view.copy(), (18, 24)))

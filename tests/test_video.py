@@ -490,6 +490,39 @@ def test_cli_colorize_routes_videos_by_content(clip, tiny_model_path, tmp_path, 
     assert not out.exists()
 
 
+def test_cli_colorize_gives_videos_the_video_model_and_its_work_size(
+    clip, tiny_model_path, tmp_path, monkeypatch
+):
+    import somcolor.video
+
+    used = []
+    monkeypatch.setattr(
+        somcolor.video, "colorize_video", lambda src, dst, model, **kw: used.append(model)
+    )
+    from PIL import Image
+
+    from somcolor.paths import FAST_MODEL
+    from somcolor.predict import Predictor
+
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((20, 30), 128, np.uint8)).save(photo)
+    for args in (["--quiet"], ["--quiet", "--force", "--work-size", "64"]):
+        out_dir = str(tmp_path / "o")
+        assert main(["colorize", str(clip), str(photo), "--out-dir", out_dir, *args]) == 0
+    # without --model the video gets the bundled fast model, photos the default
+    fast = Predictor.from_file(FAST_MODEL).codebook
+    assert all(np.array_equal(m.codebook, fast) for m in used) and len(used) == 2
+    assert [m.work_size for m in used] == [None, 64]
+    with Image.open(tmp_path / "o" / "photo.png") as im:
+        assert im.size == (30, 20)
+    used.clear()
+    assert main(["colorize-video", str(clip), "-o", str(tmp_path / "v.mp4"), "-q"]) == 0
+    assert main(["colorize", str(clip), "--model", str(tiny_model_path), "-q"]) == 0
+    tiny = Predictor.from_file(tiny_model_path).codebook
+    assert np.array_equal(used[0].codebook, fast) and np.array_equal(used[1].codebook, tiny)
+    assert not np.array_equal(fast, tiny)
+
+
 def test_cli_evaluate_video_compares_with_and_without_smoothing(tiny_model_path, tmp_path, capsys):
     src = write_clip(tmp_path / "still.mp4", noisy_still(8), audio=None)
     code = main(
