@@ -64,6 +64,7 @@ smoke: $(STAMP) ## a one-minute run of every command and every paper target on t
 bench: $(STAMP) ## speed and memory of every stage vs a naive reference, video frames/s -> experiments/results/
 	$(BIN)/python -m somcolor.bench
 	$(BIN)/python -m experiments.bench_video
+	$(BIN)/python -m experiments.bench_video --work-size 480
 
 COMPARE := experiments/results/compare/README.md
 compare: $(COMPARE) ## quality of every variant vs baselines on BSDS500, Open Country, Fruits-100 test

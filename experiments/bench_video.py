@@ -267,6 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         config.seconds = args.seconds
     config.flow = args.flow
     config.model = args.model or config.model
+    if args.work_size is not None and args.work_size < 8:
+        p.error(f"--work-size must be at least 8 pixels, got {args.work_size}")
     config.work_size = args.work_size
     if args.make_clip:
         path = make_clip(args.make_clip, _size(args.size), config.seconds * 2, config)

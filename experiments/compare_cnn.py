@@ -302,7 +302,7 @@ COST_COLUMNS = [
     ("train_epochs", "epochs"),
     ("train_s_per_epoch", "train s/epoch"),
     ("train_device", "trained on"),
-    ("predict_s_per_image", "predict s/img (CPU)"),
+    ("predict_s_per_image", "predict s/img"),
     ("mse_luv", "MSE, LUV u,v/180"),
     ("mse_lab", "MSE, Lab a,b/128 (study: 0.0151)"),
 ]
@@ -342,7 +342,8 @@ def write_readme(out: Path, command: str) -> None:
         "# CNN back ends vs SOM + MLP\n\n"
         f"Made by `{command}`. Code accuracy of rows without their own codebook is "
         "measured against the bundled fast model's 3x3 codebook. Prediction times are "
-        "single images on this machine's CPU (torch on one thread). The bundled fast "
+        "single images, on the device in the 'trained on' column (SOM+MLP: the CPU; "
+        "torch on --threads threads). The bundled fast "
         "model was trained on BSDS500 train **and test**, so its BSDS500 row has seen the "
         "test photos.\n\n" + "\n".join(sections)
     )

@@ -152,6 +152,28 @@ def _work_size(text: str) -> int:
     return n
 
 
+# ---------------------------------------------------------------------------- train
+#: ``somcolor train`` options of the SOM + MLP back end and their defaults.
+SOM_TRAIN_DEFAULTS = dict(
+    patch=5,
+    hidden=(50, 50),
+    pixels_per_image=2500,
+    max_iter=50,
+    scales=(),
+    scale_patch=5,
+    position=False,
+    image_stats=False,
+    rebalance=False,
+    decoder="argmax",
+    temperature=0.38,
+    smooth_radius=0.0,
+    smooth_eps=3e-3,
+    work_size=None,
+)
+#: Those of them a CNN back end takes too (the rest are refused with --backend cnn-*).
+CNN_TRAIN_OPTIONS = {"cnn-cls": ("pixels_per_image", "decoder", "temperature")}
+
+
 # ---------------------------------------------------------------------------- colorize
 def _destinations(inputs: list[str], files: list[Path], args) -> list[Path]:
     """Where each input's colorized copy goes."""
@@ -364,6 +386,15 @@ def cmd_train(args) -> int:
     if args.backend == "som" and (args.epochs is not None or args.device is not None):
         _error("--epochs and --device apply to the CNN back ends (som: see --max-iter)")
         return EXIT_USAGE
+    given = [k for k in SOM_TRAIN_DEFAULTS if getattr(args, k) not in (None, False)]
+    if args.backend == "som":
+        for key, default in SOM_TRAIN_DEFAULTS.items():
+            if getattr(args, key) is None:
+                setattr(args, key, default)
+    elif refused := [k for k in given if k not in CNN_TRAIN_OPTIONS.get(args.backend, ())]:
+        options = ", ".join("--" + k.replace("_", "-") for k in refused)
+        _error(f"{options}: SOM + MLP options, not used by --backend {args.backend}")
+        return EXIT_USAGE
     cnn = _cnn_model(args) if args.backend != "som" else None  # fails early without torch
     missing = [d for d in args.data_dirs if not Path(d).exists()]
     if missing:
@@ -429,12 +460,17 @@ def cmd_train(args) -> int:
 def _cnn_model(args):
     """An unfitted CNN model for ``train --backend cnn-ae|cnn-cls``."""
     from .backends import cnn_class
+    from .backends.cnn import resolve_device
 
     params = dict(device=args.device or "auto", random_state=args.seed)
+    resolve_device(params["device"])  # no torch, or cuda without a GPU: say so before reading
     if args.epochs is not None:
         params["epochs"] = args.epochs
     if args.backend == "cnn-cls" and args.som is not None:
         params["som_shape"] = args.som
+    for key in CNN_TRAIN_OPTIONS.get(args.backend, ()):
+        if getattr(args, key) is not None:
+            params[key] = getattr(args, key)
     return cnn_class(args.backend)(**params)
 
 
@@ -657,27 +693,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="som: SOM + MLP (default); cnn-ae, cnn-cls: CNNs (need the cnn extra, torch)",
     )
     t.add_argument("--som", type=_som_shape, help="SOM map size (default 3x3; 10x10 for cnn-cls)")
-    t.add_argument("--patch", type=_odd, default=5, help="patch side, odd (default 5)")
-    t.add_argument("--hidden", type=_hidden, default=(50, 50), help="hidden layers (default 50,50)")
-    t.add_argument("--pixels-per-image", type=_positive, default=2500)
-    t.add_argument("--max-iter", type=_positive, default=50, help="MLP epochs at most")
-    t.add_argument("--scales", type=_factors, default=(), help="coarse patches, e.g. 4,16")
-    t.add_argument("--scale-patch", type=_odd, default=5, help="coarse patch side (default 5)")
+    # SOM + MLP options default to None here and to SOM_TRAIN_DEFAULTS for --backend som,
+    # so that a CNN back end can refuse the ones it would otherwise ignore.
+    t.add_argument("--patch", type=_odd, help="patch side, odd (default 5)")
+    t.add_argument("--hidden", type=_hidden, help="hidden layers (default 50,50)")
+    t.add_argument(
+        "--pixels-per-image", type=_positive, help="pixels drawn per photo (2500; cnn-cls: 2000)"
+    )
+    t.add_argument("--max-iter", type=_positive, help="MLP epochs at most (default 50)")
+    t.add_argument("--scales", type=_factors, help="coarse patches, e.g. 4,16")
+    t.add_argument("--scale-patch", type=_odd, help="coarse patch side (default 5)")
     t.add_argument("--position", action="store_true", help="add the pixel's relative position")
     t.add_argument("--image-stats", action="store_true", help="add the image's L mean and std")
     t.add_argument("--rebalance", action="store_true", help="weight rare colors up (lambda 0.5)")
     t.add_argument(
-        "--decoder", choices=["argmax", "mean", "annealed"], default="argmax", help="(argmax)"
+        "--decoder",
+        choices=["argmax", "mean", "annealed"],
+        help="how codes become chroma (argmax; cnn-cls: annealed)",
     )
-    t.add_argument("--temperature", type=_positive_float, default=0.38, help="annealed mean T")
+    t.add_argument("--temperature", type=_positive_float, help="annealed mean T (0.38)")
     t.add_argument(
         "--smooth-radius",
         type=_fraction,
-        default=0.0,
         help="guided filter radius, fraction of the long side (0: off)",
     )
-    t.add_argument("--smooth-eps", type=_positive_float, default=3e-3)
-    t.add_argument("--work-size", type=_positive, help="predict at this long side (px)")
+    t.add_argument("--smooth-eps", type=_positive_float, help="guided filter eps (0.003)")
+    t.add_argument("--work-size", type=_work_size, help="predict at this long side (px)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--epochs", type=_positive, help="CNN training epochs (default 5)")
     t.add_argument(

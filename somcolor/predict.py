@@ -506,10 +506,9 @@ class Predictor:
 
     def _work_uv(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """UV ``(h * w, 2)`` float32 and the most probable column at the working size."""
-        shape = working_shape(L.shape, self.work_size)
-        L_work = resample(L, shape)
         if self._fused():
-            uv, top = self._uv_rows(L_work, 0, shape[0], 0, shape[0])
+            shape = working_shape(L.shape, self.work_size)
+            uv, top = self._uv_rows(resample(L, shape), 0, shape[0], 0, shape[0])
             return uv, top, shape
         proba, shape = self.predict_proba(L)
         uv = get_decoder(self.decoder)(proba, self.classes, self.codebook, self.temperature)
@@ -541,7 +540,8 @@ class Predictor:
         t0 = time.perf_counter()
         if isinstance(image, str | Path):
             image = read_image(image)
-        if self.work_size is None and not self.smooth_radius > 0:
+        full_size = working_shape(np.shape(image)[:2], self.work_size) == np.shape(image)[:2]
+        if full_size and not self.smooth_radius > 0:
             out, clipped = self._colorize_rows(image)
         else:
             L = luminance(image).astype(np.float32, copy=False)

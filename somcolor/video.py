@@ -64,10 +64,11 @@ INSTALL_HINT = "pip install 'somcolor[video]'"
 HAS_VIDEO = all(importlib.util.find_spec(m) is not None for m in ("av", "cv2"))
 #: Frames decoded, then colorized, then encoded together.
 BATCH_FRAMES = 8
-#: Output file endings and the FFmpeg muxer each one gets.
 #: The bundled model the video commands use unless told otherwise: ten times faster per
 #: frame than ``default``.
 VIDEO_MODEL = "fast"
+
+#: Output file endings and the FFmpeg muxer each one gets.
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 #: x264's presets, fastest first.
 PRESETS = (

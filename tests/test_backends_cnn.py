@@ -206,6 +206,17 @@ def test_cli_refuses_cnn_options_for_the_som_backend(cli, photo_dir, tmp_path):
     assert r.code == 2 and len(r.err_lines) == 1 and "--epochs and --device" in r.err
 
 
+def test_cli_passes_the_codebook_options_to_the_code_cnn(cli, photo_dir, tmp_path):
+    model = tmp_path / "cls.npz"
+    r = cli("train", photo_dir, "-o", model, "--backend", "cnn-cls", "--epochs", "1",
+            "--som", "2x3", "--decoder", "mean", "--temperature", "0.2",
+            "--pixels-per-image", "50", "--device", "cpu", "-q")  # fmt: skip
+    assert r.code == 0, r.err
+    params = load_model(model).get_params()
+    assert params["decoder"] == "mean" and params["temperature"] == 0.2
+    assert params["pixels_per_image"] == 50 and tuple(params["som_shape"]) == (2, 3)
+
+
 def _python(code: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, timeout=120

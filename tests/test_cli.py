@@ -797,3 +797,25 @@ def test_work_size_below_8_pixels_is_a_usage_error(cli, make_image, tiny_model_p
     assert r.code == EXIT_USAGE
     assert "--work-size" in r.err and "Traceback" not in r.err
     assert not (src.parent / "scan_color.png").exists()
+
+
+@pytest.mark.parametrize(
+    "backend, options",
+    [
+        ("cnn-ae", ["--patch", "7"]),
+        ("cnn-ae", ["--decoder", "mean"]),
+        ("cnn-cls", ["--hidden", "8", "--rebalance"]),
+        ("cnn-cls", ["--work-size", "64"]),
+    ],
+)
+def test_train_refuses_som_options_a_cnn_would_ignore(cli, photo_dir, tmp_path, backend, options):
+    r = cli("train", photo_dir, "-o", tmp_path / "m.npz", "--backend", backend, *options)
+    assert r.code == 2 and len(r.err_lines) == 1, r.err
+    assert options[0] in r.err_lines[0] and f"--backend {backend}" in r.err_lines[0]
+    assert not (tmp_path / "m.npz").exists()  # refused before torch is needed or data read
+
+
+def test_train_work_size_below_8_pixels_is_refused_before_reading(cli, photo_dir, tmp_path):
+    r = cli("train", photo_dir, "-o", tmp_path / "m.npz", "--work-size", "4")
+    assert r.code == EXIT_USAGE and "--work-size" in r.err
+    assert not (tmp_path / "m.npz").exists()

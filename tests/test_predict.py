@@ -296,3 +296,16 @@ def test_cli_colorize_imports_neither_scikit_learn_nor_minisom(tiny, tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stdout.split("\n")[-2] == "0 []", run.stdout + run.stderr
     assert out.is_file()
+
+
+def test_a_working_size_at_least_the_image_colorizes_as_full_resolution(tiny_model_path):
+    from somcolor.predict import Predictor
+
+    gray = (np.random.default_rng(3).random((30, 44)) * 255).astype(np.uint8)
+    full = Predictor.from_file(tiny_model_path).colorize(gray)
+    for size in (44, 45, 1000):
+        same = Predictor.from_file(tiny_model_path).set_params(work_size=size)
+        assert np.array_equal(same.colorize(gray), full)
+    smaller = Predictor.from_file(tiny_model_path).set_params(work_size=22)
+    assert smaller.colorize(gray).shape == full.shape
+    assert not np.array_equal(smaller.colorize(gray), full)
