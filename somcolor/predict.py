@@ -510,9 +510,19 @@ class Predictor:
             shape = working_shape(L.shape, self.work_size)
             uv, top = self._uv_rows(resample(L, shape), 0, shape[0], 0, shape[0])
             return uv, top, shape
-        proba, shape = self.predict_proba(L)
-        uv = get_decoder(self.decoder)(proba, self.classes, self.codebook, self.temperature)
-        return uv.astype(np.float32), np.argmax(proba, axis=1), shape
+        # block by block: the probabilities of one block at a time, never of the whole image
+        shape = working_shape(L.shape, self.work_size)
+        L_work = resample(L, shape)
+        w = shape[1]
+        uv = np.empty((shape[0] * w, 2), dtype=np.float32)
+        top = np.empty(shape[0] * w, dtype=np.int64)
+        decode = get_decoder(self.decoder)
+        proba = np.empty((BLOCK_PIXELS + w, len(self.classes)), np.float32)
+        for r0, r1, X in image_features(L_work, self.feature_spec, BLOCK_PIXELS):
+            p = self._forward(X, proba[: len(X)])
+            uv[r0 * w : r1 * w] = decode(p, self.classes, self.codebook, self.temperature)
+            top[r0 * w : r1 * w] = np.argmax(p, axis=1)
+        return uv, top, shape
 
     def predict_uv(self, L: np.ndarray, *, return_codes: bool = False):
         """Predicted chroma ``(H, W, 2)`` float32 for a luminance image ``(H, W)``.

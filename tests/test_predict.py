@@ -309,3 +309,28 @@ def test_a_working_size_at_least_the_image_colorizes_as_full_resolution(tiny_mod
     smaller = Predictor.from_file(tiny_model_path).set_params(work_size=22)
     assert smaller.colorize(gray).shape == full.shape
     assert not np.array_equal(smaller.colorize(gray), full)
+
+
+@pytest.mark.parametrize("decoder", ["argmax", "mean", "annealed"])
+@pytest.mark.parametrize("work_size", [None, 20])
+def test_context_models_decode_block_by_block_as_from_the_whole_probability_array(
+    tmp_path, monkeypatch, decoder, work_size
+):
+    """predict_uv of a model without the fused kernel decodes one block of probabilities
+    at a time; the result is that of decoding predict_proba's whole array."""
+    from somcolor.decode import get_decoder
+    from somcolor.smooth import resample
+
+    photos = [synthetic_photo(s) for s in range(3)]
+    model = Colorizer(**TINY_CONFIG, scales=(2,), scale_patch_size=3).fit(photos)
+    p = Predictor.from_file(model.save(tmp_path / "m.npz"))
+    p.set_params(decoder=decoder, work_size=work_size)
+    L = luminance(synthetic_photo(8, shape=(37, 29)))
+    proba, shape = p.predict_proba(L)
+    whole = get_decoder(decoder)(proba, p.classes, p.codebook, p.temperature)
+    expected = resample(whole.astype(np.float32).reshape(*shape, 2), L.shape)
+    for block in (1 << 16, 50, 7):  # one block, several, one row at a time (W = 29 > 7)
+        monkeypatch.setattr(predict, "BLOCK_PIXELS", block)
+        uv, codes = p.predict_uv(L, return_codes=True)
+        np.testing.assert_array_equal(uv, expected)
+        np.testing.assert_array_equal(codes, p.classes[np.argmax(proba, axis=1)].reshape(shape))
