@@ -76,6 +76,21 @@ def selection_files():
     return datasets.image_paths("bsds500", "test")[::SELECTION_STEP]
 
 
+def margins(rows: list[dict], floor: float) -> str:
+    """Each candidate's distance to the two constraints, unrounded enough to see a miss."""
+    lines = [
+        "| candidate | PSNR - floor, dB | colorfulness ratio | rebalanced AuC | meets both |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for s in rows:
+        ok = RATIO[0] <= s["colorfulness_ratio"] <= RATIO[1] and s["psnr"] >= floor
+        lines.append(
+            f"| {s['predictor']} | {s['psnr'] - floor:+.3f} | {s['colorfulness_ratio']:.4f} "
+            f"| {s['auc_rebal']:.4f} | {'yes' if ok else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--jobs", type=int, default=2, help="parallel evaluation workers")
@@ -123,6 +138,7 @@ def main(argv=None) -> int:
         f"Rule: best rebalanced AuC among candidates with colorfulness ratio in "
         f"{RATIO[0]}..{RATIO[1]} and PSNR >= gray + {MIN_GAIN_DB} dB ({floor:.2f} dB).\n\n"
         f"{result.markdown()}\n{verdict}\n\n"
+        f"{margins([summary[label] for label, *_ in CANDIDATES], floor)}\n"
         f"(`python -m experiments.choose_default`, {time.perf_counter() - t0:.0f} s)\n"
     )
     out = paths.RESULTS_DIR / "compare" / "bsds500" / "choose_default.md"

@@ -65,3 +65,20 @@ def test_unselected_summary_leaves_out_the_photos_that_chose_the_default(tmp_pat
     kept = [i for i in range(15) if i % compare.SELECTION_STEP]
     assert text.startswith(f"The {len(kept)} test photos")
     assert f"| p | {sum(kept) / len(kept):.3f} |" in text
+
+
+def test_choose_default_margins_say_which_candidate_meets_both_constraints():
+    from experiments import choose_default
+
+    rows = [
+        dict(predictor="a", psnr=22.70, colorfulness_ratio=0.72, auc_rebal=0.74),  # meets both
+        dict(predictor="b", psnr=22.61, colorfulness_ratio=0.6971, auc_rebal=0.74),  # ratio low
+        dict(predictor="c", psnr=22.55, colorfulness_ratio=0.71, auc_rebal=0.74),  # PSNR low
+        dict(predictor="d", psnr=23.00, colorfulness_ratio=1.2, auc_rebal=0.74),  # too colorful
+    ]
+    lines = choose_default.margins(rows, floor=22.60).splitlines()[2:]
+    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
+    assert [c[0] for c in cells] == ["a", "b", "c", "d"]
+    assert [c[-1] for c in cells] == ["yes", "no", "no", "no"]
+    assert cells[1][1] == "+0.010" and cells[1][2] == "0.6971"  # a miss by 0.003 stays visible
+    assert cells[2][1] == "-0.050"
