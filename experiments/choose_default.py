@@ -63,6 +63,14 @@ CANDIDATES = [
         dict(compare.CONTEXT_MODEL, rebalance=True),
         dict(decoder="annealed", temperature=0.38, **compare.SMOOTH),
     ),
+    *(
+        (
+            f"context + image statistics, guided filter r=0.1, annealed T={T}",
+            dict(compare.CONTEXT_MODEL, image_stats=True),
+            dict(decoder="annealed", temperature=T, smooth_radius=0.1, smooth_eps=3e-3),
+        )
+        for T in (0.33, 0.28)
+    ),
     (
         "context at working size 240 px, guided filter r=0.1, annealed T=0.33",
         dict(compare.CONTEXT_MODEL, work_size=240),
