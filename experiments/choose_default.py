@@ -16,8 +16,6 @@ import argparse
 import sys
 import time
 
-from joblib import Parallel, delayed
-
 from somcolor import datasets, paths
 from somcolor import evaluate as ev
 
@@ -115,17 +113,8 @@ def main(argv=None) -> int:
         predictors[label] = ev.model_predictor(model)
 
     files = selection_files()
-    prior = ev.ColorPrior()
-    truths = []
-    for f in files:
-        truths.append(ev.Truth.of(f))
-        prior.add(truths[-1].uv)
     t0 = time.perf_counter()
-    per_image = Parallel(n_jobs=args.jobs)(
-        delayed(compare._evaluate_one)(predictors, paper.quantizer_.codebook_, t, prior, f.name)
-        for t, f in zip(truths, files, strict=True)
-    )
-    result = ev.Evaluation([row for rows in per_image for row in rows])
+    result = compare.evaluate_photos(predictors, paper.quantizer_.codebook_, files, args.jobs)
     summary = {s["predictor"]: s for s in result.summary()}
     floor = summary["gray"]["psnr"] + MIN_GAIN_DB
     eligible = [

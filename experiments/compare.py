@@ -164,17 +164,8 @@ def run_collection(collection: str, out: Path, *, quick: bool, n_jobs: int) -> e
         **{k: v for k, v in predictors.items() if k != "gray"},
     }
 
-    prior = ev.ColorPrior()
-    truths = []
-    for f in test_files:
-        truths.append(ev.Truth.of(f))
-        prior.add(truths[-1].uv)
     t0 = time.perf_counter()
-    per_image = Parallel(n_jobs=n_jobs)(
-        delayed(_evaluate_one)(predictors, paper.quantizer_.codebook_, t, prior, f.name)
-        for t, f in zip(truths, test_files, strict=True)
-    )
-    result = ev.Evaluation([row for rows in per_image for row in rows])
+    result = evaluate_photos(predictors, paper.quantizer_.codebook_, test_files, n_jobs)
     print(
         f"  evaluated {len(test_files)} images x {len(predictors)} rows "
         f"in {time.perf_counter() - t0:.0f} s",
@@ -185,6 +176,21 @@ def run_collection(collection: str, out: Path, *, quick: bool, n_jobs: int) -> e
         write_unselected(result, test_files, out / collection)
     grid(models, test_files[:4], out / collection / "grid.png")
     return result
+
+
+def evaluate_photos(predictors: dict, codebook, files, n_jobs: int) -> ev.Evaluation:
+    """Every predictor on every photo, ``n_jobs`` photos at a time; the class-rebalancing
+    prior is that of ``files`` themselves."""
+    prior = ev.ColorPrior()
+    truths = []
+    for f in files:
+        truths.append(ev.Truth.of(f))
+        prior.add(truths[-1].uv)
+    per_image = Parallel(n_jobs=n_jobs)(
+        delayed(_evaluate_one)(predictors, codebook, t, prior, f.name)
+        for t, f in zip(truths, files, strict=True)
+    )
+    return ev.Evaluation([row for rows in per_image for row in rows])
 
 
 def write_unselected(result: ev.Evaluation, test_files, out: Path) -> Path:
