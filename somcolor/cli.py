@@ -152,23 +152,33 @@ def _work_size(text: str) -> int:
     return n
 
 
+def _add_work_size(parser: argparse.ArgumentParser) -> None:
+    """The ``--work-size`` option of the commands that colorize with a trained model."""
+    parser.add_argument(
+        "--work-size",
+        type=_work_size,
+        help="predict at this long side in px and upsample the chroma (faster; default: full)",
+    )
+
+
 # ---------------------------------------------------------------------------- train
-#: ``somcolor train`` options of the SOM + MLP back end and their defaults.
-SOM_TRAIN_DEFAULTS = dict(
-    patch=5,
-    hidden=(50, 50),
-    pixels_per_image=2500,
-    max_iter=50,
-    scales=(),
-    scale_patch=5,
-    position=False,
-    image_stats=False,
-    rebalance=False,
-    decoder="argmax",
-    temperature=0.38,
-    smooth_radius=0.0,
-    smooth_eps=3e-3,
-    work_size=None,
+#: ``somcolor train`` options of the SOM + MLP back end -> the :class:`Colorizer` parameter
+#: each sets; an option not given keeps the Colorizer's default.
+SOM_TRAIN_OPTIONS = dict(
+    patch="patch_size",
+    hidden="hidden_layer_sizes",
+    pixels_per_image="pixels_per_image",
+    max_iter="max_iter",
+    scales="scales",
+    scale_patch="scale_patch_size",
+    position="position",
+    image_stats="image_stats",
+    rebalance="rebalance",
+    decoder="decoder",
+    temperature="temperature",
+    smooth_radius="smooth_radius",
+    smooth_eps="smooth_eps",
+    work_size="work_size",
 )
 #: Those of them a CNN back end takes too (the rest are refused with --backend cnn-*).
 CNN_TRAIN_OPTIONS = {"cnn-cls": ("pixels_per_image", "decoder", "temperature")}
@@ -220,11 +230,13 @@ def cmd_colorize(args) -> int:
         try:
             if is_video(src):  # judged by content, whatever the file is called
                 if video_model is None:
-                    video_model = model
-                    if args.model is None:
-                        from .video import VIDEO_MODEL
+                    from .video import VIDEO_MODEL
 
-                        video_model = _inference_model(model_path(VIDEO_MODEL), args.work_size)
+                    video_model = (
+                        model
+                        if args.model
+                        else _inference_model(model_path(VIDEO_MODEL), args.work_size)
+                    )
                 _colorize_video_file(src, _video_output(dst, args), video_model, args)
                 continue
             if dst.exists() and dst.resolve() == src.resolve():
@@ -386,12 +398,9 @@ def cmd_train(args) -> int:
     if args.backend == "som" and (args.epochs is not None or args.device is not None):
         _error("--epochs and --device apply to the CNN back ends (som: see --max-iter)")
         return EXIT_USAGE
-    given = [k for k in SOM_TRAIN_DEFAULTS if getattr(args, k) not in (None, False)]
-    if args.backend == "som":
-        for key, default in SOM_TRAIN_DEFAULTS.items():
-            if getattr(args, key) is None:
-                setattr(args, key, default)
-    elif refused := [k for k in given if k not in CNN_TRAIN_OPTIONS.get(args.backend, ())]:
+    given = [k for k in SOM_TRAIN_OPTIONS if getattr(args, k) not in (None, False)]
+    refused = [k for k in given if k not in CNN_TRAIN_OPTIONS.get(args.backend, ())]
+    if args.backend != "som" and refused:
         options = ", ".join("--" + k.replace("_", "-") for k in refused)
         _error(f"{options}: SOM + MLP options, not used by --backend {args.backend}")
         return EXIT_USAGE
@@ -418,21 +427,8 @@ def cmd_train(args) -> int:
         return EXIT_USAGE
 
     model = cnn or Colorizer(
-        som_shape=args.som or (3, 3),
-        patch_size=args.patch,
-        hidden_layer_sizes=args.hidden,
-        pixels_per_image=args.pixels_per_image,
-        max_iter=args.max_iter,
-        scales=args.scales,
-        scale_patch_size=args.scale_patch,
-        position=args.position,
-        image_stats=args.image_stats,
-        rebalance=args.rebalance,
-        decoder=args.decoder,
-        temperature=args.temperature,
-        smooth_radius=args.smooth_radius,
-        smooth_eps=args.smooth_eps,
-        work_size=args.work_size,
+        **{SOM_TRAIN_OPTIONS[k]: getattr(args, k) for k in given},
+        **({"som_shape": args.som} if args.som is not None else {}),
         random_state=args.seed,
     )
     description = args.description or "images from " + ", ".join(args.data_dirs)
@@ -676,11 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=MAX_PIXELS,
         help=f"refuse larger images (default {MAX_PIXELS})",
     )
-    c.add_argument(
-        "--work-size",
-        type=_work_size,
-        help="predict at this long side in px and upsample the chroma (faster; default: full)",
-    )
+    _add_work_size(c)
     c.set_defaults(func=cmd_colorize)
 
     t = sub.add_parser("train", help="train a model on your own color photos")
@@ -693,8 +685,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="som: SOM + MLP (default); cnn-ae, cnn-cls: CNNs (need the cnn extra, torch)",
     )
     t.add_argument("--som", type=_som_shape, help="SOM map size (default 3x3; 10x10 for cnn-cls)")
-    # SOM + MLP options default to None here and to SOM_TRAIN_DEFAULTS for --backend som,
-    # so that a CNN back end can refuse the ones it would otherwise ignore.
+    # SOM + MLP options default to None here and to the Colorizer's defaults for --backend
+    # som, so that a CNN back end can refuse the ones it would otherwise ignore.
     t.add_argument("--patch", type=_odd, help="patch side, odd (default 5)")
     t.add_argument("--hidden", type=_hidden, help="hidden layers (default 50,50)")
     t.add_argument(
@@ -751,11 +743,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--limit", type=_positive, help="use only the first N images")
     e.add_argument("-r", "--recursive", action="store_true")
     e.add_argument("-q", "--quiet", action="store_true")
-    e.add_argument(
-        "--work-size",
-        type=_work_size,
-        help="predict at this long side in px and upsample the chroma (faster; default: full)",
-    )
+    _add_work_size(e)
     e.set_defaults(func=cmd_evaluate)
 
     v = sub.add_parser("colorize-video", help="colorize a video (needs the video extra)")
@@ -770,11 +758,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     v.add_argument("--flow", action="store_true", help="smooth along optical flow (slower)")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    v.add_argument(
-        "--work-size",
-        type=_work_size,
-        help="predict at this long side in px and upsample the chroma (faster; default: full)",
-    )
+    _add_work_size(v)
     v.set_defaults(func=cmd_colorize_video)
 
     ev = sub.add_parser("evaluate-video", help="measure flicker with and without smoothing")
@@ -791,11 +775,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--max-frames", type=_positive, help="measure the first N frames only")
     ev.add_argument("--no-warp", action="store_true", help="skip the flow-warped error (faster)")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    ev.add_argument(
-        "--work-size",
-        type=_work_size,
-        help="predict at this long side in px and upsample the chroma (faster; default: full)",
-    )
+    _add_work_size(ev)
     ev.set_defaults(func=cmd_evaluate_video)
 
     from .web.settings import MIB, Limits

@@ -506,23 +506,29 @@ class Predictor:
 
     def _work_uv(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
         """UV ``(h * w, 2)`` float32 and the most probable column at the working size."""
-        if self._fused():
-            shape = working_shape(L.shape, self.work_size)
-            uv, top = self._uv_rows(resample(L, shape), 0, shape[0], 0, shape[0])
-            return uv, top, shape
-        # block by block: the probabilities of one block at a time, never of the whole image
         shape = working_shape(L.shape, self.work_size)
         L_work = resample(L, shape)
+        if self._fused():
+            uv, top = self._uv_rows(L_work, 0, shape[0], 0, shape[0])
+            return uv, top, shape
         w = shape[1]
         uv = np.empty((shape[0] * w, 2), dtype=np.float32)
         top = np.empty(shape[0] * w, dtype=np.int64)
-        decode = get_decoder(self.decoder)
-        proba = np.empty((BLOCK_PIXELS + w, len(self.classes)), np.float32)
-        for r0, r1, X in image_features(L_work, self.feature_spec, BLOCK_PIXELS):
-            p = self._forward(X, proba[: len(X)])
-            uv[r0 * w : r1 * w] = decode(p, self.classes, self.codebook, self.temperature)
-            top[r0 * w : r1 * w] = np.argmax(p, axis=1)
+        for r0, r1, proba, block_uv in self._decoded_blocks(L_work):
+            uv[r0 * w : r1 * w] = block_uv
+            top[r0 * w : r1 * w] = np.argmax(proba, axis=1)
         return uv, top, shape
+
+    def _decoded_blocks(self, L: np.ndarray):
+        """Yield ``(row_start, row_stop, proba, uv)`` for consecutive row blocks of ``L``:
+        the block's probabilities and their decoded UV (float32), one block at a time,
+        never the whole image's (models without the fused kernel)."""
+        decode = get_decoder(self.decoder)
+        proba = np.empty((BLOCK_PIXELS + L.shape[1], len(self.classes)), np.float32)
+        for r0, r1, X in image_features(L, self.feature_spec, BLOCK_PIXELS):
+            p = self._forward(X, proba[: len(X)])
+            uv = decode(p, self.classes, self.codebook, self.temperature).astype(np.float32)
+            yield r0, r1, p, uv
 
     def predict_uv(self, L: np.ndarray, *, return_codes: bool = False):
         """Predicted chroma ``(H, W, 2)`` float32 for a luminance image ``(H, W)``.
@@ -550,7 +556,8 @@ class Predictor:
         t0 = time.perf_counter()
         if isinstance(image, str | Path):
             image = read_image(image)
-        full_size = working_shape(np.shape(image)[:2], self.work_size) == np.shape(image)[:2]
+        shape = np.shape(image)[:2]
+        full_size = working_shape(shape, self.work_size) == shape
         if full_size and not self.smooth_radius > 0:
             out, clipped = self._colorize_rows(image)
         else:
@@ -571,11 +578,7 @@ class Predictor:
         clipped = 0
         if not self._fused():
             L = luminance(image).astype(np.float32, copy=False)
-            decode = get_decoder(self.decoder)
-            proba = np.empty((BLOCK_PIXELS + W, len(self.classes)), np.float32)
-            for r0, r1, X in image_features(L, self.feature_spec, BLOCK_PIXELS):
-                p = self._forward(X, proba[: len(X)])
-                uv = decode(p, self.classes, self.codebook, self.temperature).astype(np.float32)
+            for r0, r1, _, uv in self._decoded_blocks(L):
                 out[r0:r1], n = compose(L[r0:r1], uv.reshape(r1 - r0, W, 2))
                 clipped += n
             return out, clipped
