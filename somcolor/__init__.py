@@ -17,7 +17,7 @@ on top.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = ["Colorizer", "load", "__version__"]
 

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
+from ._version import __version__
 from .exceptions import SomcolorError
 
 log = logging.getLogger("somcolor")

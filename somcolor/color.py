@@ -20,13 +20,12 @@ Units: L in 0..100, u and v roughly -100..180 (CIE 1976, D65 white, 2 degree obs
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 
 import numba as nb
 import numpy as np
 
+from ._threads import threads_for
 from .exceptions import SomcolorError
 
 #: sRGB -> CIE XYZ (IEC 61966-2-1 primaries), as in scikit-image's ``xyz_from_rgb``.
@@ -51,36 +50,6 @@ _V0 = 9 * WHITE[1] / (WHITE[0] + 15 * WHITE[1] + 3 * WHITE[2])
 GAMUT_TOLERANCE = 1e-3
 
 _KERNEL = dict(cache=True, nogil=True, error_model="numpy")
-
-# somcolor's kernels run as many short parallel regions. By default OpenMP keeps idle
-# workers spinning after each one, burning CPU that the calling thread needs when the
-# machine is busy (colorizing 1 MP took 1.22 s instead of 0.73 s, load average 6 on 2
-# cores). Set before numba starts its OpenMP threads; a value the user set wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-#: Kernels given fewer items (pixels, rows) than this run on the calling thread only:
-#: waking the other threads costs more than they save, and on a busy machine a
-#: parallel region can wait milliseconds for a free core.
-SERIAL_BELOW = 1 << 15
-
-
-@contextlib.contextmanager
-def threads_for(n_items: int):
-    """Run the numba kernels called inside on one thread if ``n_items < SERIAL_BELOW``.
-
-    >>> with threads_for(10):
-    ...     nb.get_num_threads()
-    1
-    """
-    if n_items >= SERIAL_BELOW:
-        yield
-        return
-    saved = nb.get_num_threads()
-    nb.set_num_threads(1)
-    try:
-        yield
-    finally:
-        nb.set_num_threads(saved)
 
 
 # ------------------------------------------------------------------ per-pixel formulas

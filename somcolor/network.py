@@ -15,7 +15,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .color import threads_for
+from ._threads import threads_for
 
 #: Rows per tile of the forward kernel: its activations (features x rows, float32)
 #: stay in the core's L1/L2 cache while every layer is applied to them.
@@ -173,6 +173,6 @@ def pack(coefs, intercepts) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def work_items(n_rows: int, sizes: np.ndarray) -> int:
-    """Work items of ``n_rows`` rows for :func:`~somcolor.color.threads_for`: about one
+    """Work items of ``n_rows`` rows for :func:`~somcolor._threads.threads_for`: about one
     per 500 multiply-adds of a row."""
     return n_rows * max(1, int(sizes[:-1] @ sizes[1:]) // 500)

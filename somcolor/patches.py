@@ -22,7 +22,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .color import threads_for
+from ._threads import threads_for
 from .exceptions import SomcolorError
 
 

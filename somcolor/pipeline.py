@@ -28,7 +28,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from . import __version__, modelfile
+from . import modelfile
+from ._version import __version__
 from .classify import PatchClassifier
 from .color import rgb_to_luv, split_luv, to_float_rgb
 from .decode import get_decoder
@@ -38,7 +39,7 @@ from .io import read_image
 from .patches import sample_positions
 from .predict import ColorizeInfo, Predictor, _check_inference_params, feature_spec
 from .quantize import SOMQuantizer, rebalance_weights
-from .smooth import resample, working_shape
+from .resize import resample, working_shape
 
 __all__ = ["Colorizer", "ColorizeInfo"]
 

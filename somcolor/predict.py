@@ -28,14 +28,16 @@ import numba as nb
 import numpy as np
 
 from . import modelfile
-from .color import _check_image, compose, luminance, threads_for
+from ._threads import threads_for
+from .color import _check_image, compose, luminance
 from .decode import get_decoder
 from .exceptions import ModelFormatError, SomcolorError
 from .features import FeatureSpec, image_features
 from .io import read_image
 from .network import _TILE, _forward, _layers, _output, pack, work_items
 from .patches import _reflect, check_patch_size
-from .smooth import guided_filter, resample, working_shape
+from .resize import resample, working_shape
+from .smooth import guided_filter
 
 #: Pixels (rows x width) whose patches are built and classified at once.
 BLOCK_PIXELS = 1 << 16

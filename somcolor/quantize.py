@@ -25,7 +25,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .color import threads_for
+from ._threads import threads_for
 
 #: Rows of ``X`` handed to the nearest-code kernel at once in :func:`nearest_code`.
 CHUNK_ROWS = 1 << 16

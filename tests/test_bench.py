@@ -16,11 +16,11 @@ from skimage.color.colorconv import rgb_from_xyz
 
 from somcolor import _naive_reference as naive
 from somcolor import bench
+from somcolor._threads import SERIAL_BELOW, threads_for
 from somcolor.classify import forward
 from somcolor.color import (
     GAMUT_TOLERANCE,
     RGB_FROM_XYZ,
-    SERIAL_BELOW,
     XYZ_FROM_RGB,
     _u8,
     _u8_encoding,
@@ -29,7 +29,6 @@ from somcolor.color import (
     luminance,
     luv_to_rgb,
     rgb_to_luv,
-    threads_for,
     to_float_rgb,
     to_uint8,
 )

@@ -13,7 +13,7 @@ from conftest import TINY_CONFIG, synthetic_photo
 from somcolor import modelfile
 from somcolor.color import luminance
 from somcolor.pipeline import Colorizer
-from somcolor.smooth import working_shape
+from somcolor.resize import working_shape
 
 #: TINY_CONFIG with a shorter SOM run: a fit takes about half a second.
 FAST = dict(TINY_CONFIG, som_iterations=2000)

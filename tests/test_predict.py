@@ -20,7 +20,8 @@ from conftest import TINY_CONFIG, synthetic_photo
 
 from somcolor import _naive_reference as reference
 from somcolor import predict
-from somcolor.color import SERIAL_BELOW, compose, luminance
+from somcolor._threads import SERIAL_BELOW
+from somcolor.color import compose, luminance
 from somcolor.decode import get_decoder
 from somcolor.exceptions import ModelFormatError, SomcolorError
 from somcolor.paths import DEFAULT_MODEL
@@ -319,7 +320,7 @@ def test_context_models_decode_block_by_block_as_from_the_whole_probability_arra
     """predict_uv of a model without the fused kernel decodes one block of probabilities
     at a time; the result is that of decoding predict_proba's whole array."""
     from somcolor.decode import get_decoder
-    from somcolor.smooth import resample
+    from somcolor.resize import resample
 
     photos = [synthetic_photo(s) for s in range(3)]
     model = Colorizer(**TINY_CONFIG, scales=(2,), scale_patch_size=3).fit(photos)

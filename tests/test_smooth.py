@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from somcolor.smooth import guided_filter, resample, working_shape
+from somcolor.resize import resample, working_shape
+from somcolor.smooth import guided_filter
 
 
 def _window_mean(x, r, i, j):

@@ -41,7 +41,8 @@ import numpy as np
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from .. import __version__, modelfile
+from .. import modelfile
+from .._version import __version__
 from ..color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
 from ..decode import DEFAULT_TEMPERATURE, get_decoder
 from ..exceptions import MissingBackendError, ModelFormatError, SomcolorError

@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .. import __version__, load
+from .. import load
+from .._version import __version__
 from ..decode import DECODERS
 from ..exceptions import ImageReadError, SomcolorError
 from ..io import read_image
