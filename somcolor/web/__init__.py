@@ -7,7 +7,10 @@ need the ``video`` extra. The modules, in request order:
 * :mod:`.settings`: the limits and their defaults (imports nothing from the extra);
 * :mod:`.uploads`: streaming uploads into a private folder, identifying them by content;
 * :mod:`.jobs`: background video jobs, bounded and expiring;
-* :mod:`.app`: the FastAPI app, its routes and the page under ``static/``.
+* :mod:`.server`: what one app holds (models, limits, private folder, pools, jobs);
+* :mod:`.routes`: the routes, as FastAPI routers over that state;
+* :mod:`.app`: the app itself: state, routers, error answers, headers, the page under
+  ``static/``.
 """
 
 from __future__ import annotations

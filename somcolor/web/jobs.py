@@ -87,13 +87,8 @@ class JobManager:
         self._lock = threading.Lock()
 
     def _active(self) -> int:
+        """Jobs queued or running, plus uploads reserved for new ones (call with the lock held)."""
         return self._reserved + sum(j.finished is None for j in self._jobs.values())
-
-    @property
-    def active(self) -> int:
-        """Jobs queued or running, plus uploads reserved for new ones."""
-        with self._lock:
-            return self._active()
 
     @contextmanager
     def reservation(self):
