@@ -526,28 +526,12 @@ def colorize_video(
     smoothing = _check_options(smoothing, crf, preset, max_pixels)
     fmt = _output_format(dst)
     av = _import_av()
-    if dst.is_dir():
-        raise VideoError(f"{dst}: output is a folder")
-    if dst.exists():
-        if src.exists() and dst.resolve() == src.resolve():
-            raise VideoError(f"{dst}: refusing to overwrite the input file")
-        if not overwrite:
-            raise VideoError(f"{dst}: output exists (use --force to overwrite)")
+    _check_output(src, dst, overwrite)
     smoother = TemporalSmoother(smoothing, flow=flow)
     with _open_input(av, src) as inp:
         video = _video_stream(inp, src)
-        width, height = video.codec_context.width, video.codec_context.height
-        if max_pixels is not None and width * height > max_pixels:
-            raise VideoError(
-                f"{src}: video too large: {width}x{height} = {width * height} pixels per frame, "
-                f"limit is {max_pixels}"
-            )
-        audio = next((s for s in inp.streams.audio if s.codec_context is not None), None)
-        ignored = len(inp.streams) - 1 - (audio is not None)
-        if ignored:
-            log.info(
-                "%s: %d other stream(s) (subtitles, data, more audio) not copied", src, ignored
-            )
+        width, height = _frame_size(video, src, max_pixels)
+        audio = _audio_stream(inp, src)
         job = _Transcoder(
             av,
             src,
@@ -561,16 +545,59 @@ def colorize_video(
             preset=preset,
             progress=progress,
         )
-        try:
-            atomic_write(dst, job.run, overwrite=overwrite)
-        except VideoError:
-            raise
-        except SomcolorError as exc:
-            raise VideoError(str(exc)) from None
-        except OSError as exc:
-            raise VideoError(f"{dst}: cannot write ({exc.strerror or _one_line(exc)})") from None
+        _write(dst, job, overwrite)
+    report = _report(job, width, height, t0)
+    log.info("%s -> %s: %s", src, dst, report)
+    return report
+
+
+def _check_output(src: Path, dst: Path, overwrite: bool) -> None:
+    """Refuse to write onto a folder, onto the input, or onto a file without ``overwrite``."""
+    if dst.is_dir():
+        raise VideoError(f"{dst}: output is a folder")
+    if dst.exists():
+        if src.exists() and dst.resolve() == src.resolve():
+            raise VideoError(f"{dst}: refusing to overwrite the input file")
+        if not overwrite:
+            raise VideoError(f"{dst}: output exists (use --force to overwrite)")
+
+
+def _frame_size(video, src: Path, max_pixels: int | None) -> tuple[int, int]:
+    """The frames' ``(width, height)``; refuses frames of more than ``max_pixels`` pixels."""
+    width, height = video.codec_context.width, video.codec_context.height
+    if max_pixels is not None and width * height > max_pixels:
+        raise VideoError(
+            f"{src}: video too large: {width}x{height} = {width * height} pixels per frame, "
+            f"limit is {max_pixels}"
+        )
+    return width, height
+
+
+def _audio_stream(inp, src: Path):
+    """The first audio stream FFmpeg can decode, or None; logs the streams left out."""
+    audio = next((s for s in inp.streams.audio if s.codec_context is not None), None)
+    ignored = len(inp.streams) - 1 - (audio is not None)
+    if ignored:
+        log.info("%s: %d other stream(s) (subtitles, data, more audio) not copied", src, ignored)
+    return audio
+
+
+def _write(dst: Path, job: _Transcoder, overwrite: bool) -> None:
+    """Run ``job`` into ``dst`` (:func:`~somcolor.io.atomic_write`); any failure is a VideoError."""
+    try:
+        atomic_write(dst, job.run, overwrite=overwrite)
+    except VideoError:
+        raise
+    except SomcolorError as exc:
+        raise VideoError(str(exc)) from None
+    except OSError as exc:
+        raise VideoError(f"{dst}: cannot write ({exc.strerror or _one_line(exc)})") from None
+
+
+def _report(job: _Transcoder, width: int, height: int, t0: float) -> VideoReport:
+    """What a finished ``job`` wrote; ``t0`` is when :func:`colorize_video` started."""
     rate = job.rate
-    report = VideoReport(
+    return VideoReport(
         frames=job.frames,
         fps=f"{rate.numerator}/{rate.denominator}",
         width=width,
@@ -578,12 +605,10 @@ def colorize_video(
         duration=float((job.last_pts - job.first_pts + 1) / rate),
         audio=job.audio_mode,
         seconds=time.perf_counter() - t0,
-        scene_cuts=smoother.cuts,
+        scene_cuts=job.smoother.cuts,
         pix_fmt=job.pix_fmt,
         gamut_clipped=job.clipped,
     )
-    log.info("%s -> %s: %s", src, dst, report)
-    return report
 
 
 # ---------------------------------------------------------------------------- flicker
