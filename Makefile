@@ -62,7 +62,7 @@ smoke: $(STAMP) ## a one-minute run of every command and every paper target on t
 	$(BIN)/python -m experiments.smoke
 
 bench: $(STAMP) ## speed and memory of every stage vs a naive reference, video frames/s -> experiments/results/
-	$(BIN)/python -m somcolor.bench
+	$(BIN)/python -m experiments.bench
 	$(BIN)/python -m experiments.bench_video
 	$(BIN)/python -m experiments.bench_video --work-size 480
 

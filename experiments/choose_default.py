@@ -1,6 +1,6 @@
 """How the bundled default was chosen: ``python -m experiments.choose_default``.
 
-Issue 4's rule: among inference settings of the models ``make compare`` trained on the
+The selection rule: among inference settings of the models ``make compare`` trained on the
 BSDS500 train split, take the best rebalanced AuC among those whose colorfulness ratio
 lies in 0.7..1.1 and whose PSNR is at least 1 dB above the gray baseline. Settings are
 scored on a *selection* subset, every 7th BSDS500 test photo (29 photos), so the

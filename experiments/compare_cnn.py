@@ -42,9 +42,6 @@ from somcolor.backends.cnn import CHROMA_SCALE
 from somcolor.color import compose
 from somcolor.pipeline import Colorizer
 
-#: The autoencoder study's test MSE (Lab, a and b scaled to -1..1, one epoch on 100x100 fruit).
-STUDY_MSE = 0.0151
-
 
 @dataclass(frozen=True)
 class Settings:

@@ -88,10 +88,6 @@ class ExperimentConfig:
     def hidden_tuple(self) -> tuple[int, ...]:
         return parse_hidden(self.hidden)
 
-    @property
-    def som_tuple(self) -> tuple[int, int]:
-        return parse_shape(self.som_shape)
-
 
 SETTABLE = tuple(f.name for f in dataclasses.fields(ExperimentConfig))
 

@@ -7,7 +7,7 @@ predicts through :func:`forward`; :mod:`somcolor.predict` colorizes through the 
 kernels without importing the training code.
 
 The kernels (``_``-prefixed) assume validated input; their slow twin is
-``tests/naive.py``'s ``forward`` (and :mod:`somcolor._naive_reference`).
+``tests/naive.py``'s ``forward``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Tests for the fast paths the benchmark measures, and for the benchmark itself.
 
 Every fast kernel is compared with a slow, obviously correct version: the naive
-reference the benchmark times (:mod:`somcolor._naive_reference`), scikit-image for
+reference the benchmark times (``tests/naive.py``), scikit-image for
 the color conversions. Inputs are large enough to take the kernels' parallel path
 (``SERIAL_BELOW`` items and up) as well as small enough to take the serial one. No
 timings are asserted.
@@ -9,13 +9,13 @@ timings are asserted.
 
 import json
 
+import naive
 import numpy as np
 import pytest
 from skimage import color as skcolor
 from skimage.color.colorconv import rgb_from_xyz
 
-from somcolor import _naive_reference as naive
-from somcolor import bench
+from experiments import bench
 from somcolor._threads import SERIAL_BELOW, threads_for
 from somcolor.classify import forward
 from somcolor.color import (

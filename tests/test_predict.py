@@ -14,11 +14,11 @@ import subprocess
 import sys
 
 import naive
+import naive as reference
 import numpy as np
 import pytest
 from conftest import TINY_CONFIG, synthetic_photo
 
-from somcolor import _naive_reference as reference
 from somcolor import predict
 from somcolor._threads import SERIAL_BELOW
 from somcolor.color import compose, luminance

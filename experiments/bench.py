@@ -1,12 +1,12 @@
 """Speed and memory of every stage, against a naive reference, in one run: ``make bench``.
 
-``python -m somcolor.bench [--quick] [--out DIR] [--only NAME ...] [--repeats N]``
+``python -m experiments.bench [--quick] [--out DIR] [--only NAME ...] [--repeats N]``
 
 Each row of the table is one stage on fixed synthetic (or bundled) inputs, run in a
 fresh Python process so that stages do not pollute each other's memory. Inference rows
 use the bundled fast model (``paths.FAST_MODEL``: the paper's configuration, SOM 3x3,
-5x5 patches, MLP 50+50), the model issue 5's targets are stated for; the naive
-reference colorizes only that configuration.
+5x5 patches, MLP 50+50), the model the targets (:data:`TARGETS`) are stated for; the
+naive reference colorizes only that configuration.
 
 * the median wall time of several runs (after one untimed warm-up call, reported as
   ``first_s``: it loads numba's cached kernels), the process CPU time of the same
@@ -14,9 +14,8 @@ reference colorizes only that configuration.
 * peak memory: the process's peak resident set (``VmHWM``, reset just before the
   timed runs) and how far it rose above the resident set the inputs already took;
 * where the paper's way of computing applies, the same inputs through
-  :mod:`somcolor._naive_reference` (Python loops per patch and per codeword, one
-  float64 predict per image), its throughput, the speed-up ratio, and whether the
-  outputs agree.
+  ``tests/naive.py`` (Python loops per patch and per codeword, one float64 predict
+  per image), its throughput, the speed-up ratio, and whether the outputs agree.
 
 The machine this runs on may be shared: the load average is recorded before and after
 every row. Ratios measured in the same run are the figures to quote. Results go to
@@ -101,7 +100,7 @@ QUICK = BenchConfig(
     cold_runs=1,
 )
 
-#: What the targets of issue 5 ask for.
+#: The speed and memory somcolor is held to, on the fast model.
 TARGETS = {
     "patch_speedup": 50.0,  #: patch-dataset build (5x5) vs the naive loops
     "patch_samples_per_s": 2e6,  #: patch-dataset build (5x5)
@@ -221,7 +220,7 @@ def synthetic_gray(shape: tuple[int, int], seed: int) -> np.ndarray:
 
 def synthetic_L(shape: tuple[int, int], seed: int) -> np.ndarray:
     """The CIELUV L (float32) of :func:`synthetic_gray`."""
-    from .color import luminance
+    from somcolor.color import luminance
 
     return luminance(synthetic_gray(shape, seed))
 
@@ -237,8 +236,8 @@ def synthetic_uv(n: int, seed: int) -> np.ndarray:
 
 def _patch_dataset(images, k: int, n: int, seed: int) -> np.ndarray:
     """Training samples as :meth:`Colorizer.build_dataset` draws them, from L images."""
-    from .features import FeatureSpec, features_at
-    from .patches import sample_positions
+    from somcolor.features import FeatureSpec, features_at
+    from somcolor.patches import sample_positions
 
     rng = np.random.default_rng(seed)
     spec = FeatureSpec(patch_size=k)
@@ -252,8 +251,8 @@ def _patch_dataset(images, k: int, n: int, seed: int) -> np.ndarray:
 
 
 def _naive_patch_dataset(images, k: int, n: int, seed: int) -> np.ndarray:
-    from . import _naive_reference as naive
-    from .patches import sample_positions
+    from somcolor.patches import sample_positions
+    from tests import naive
 
     rng = np.random.default_rng(seed)
     return np.concatenate(
@@ -264,10 +263,10 @@ def _naive_patch_dataset(images, k: int, n: int, seed: int) -> np.ndarray:
 # ---------------------------------------------------------------------------- stages
 def stage_decode(cfg: BenchConfig) -> list[dict]:
     """Read photos and convert them to CIELUV, as training does for every photo."""
-    from . import _naive_reference as naive
-    from .color import rgb_to_luv, to_float_rgb
-    from .io import read_image
-    from .paths import RAW_DIR
+    from somcolor.color import rgb_to_luv, to_float_rgb
+    from somcolor.io import read_image
+    from somcolor.paths import RAW_DIR
+    from tests import naive
 
     files = sorted((RAW_DIR / "bsds500" / "test").glob("*.jpg"))[: cfg.decode_images]
     tmp = None
@@ -321,7 +320,7 @@ def stage_decode(cfg: BenchConfig) -> list[dict]:
 
 def stage_som_fit(cfg: BenchConfig, shape: tuple[int, int]) -> list[dict]:
     """Train the SOM quantizer (minisom, 20 000 steps on a 20 000-value subsample)."""
-    from .quantize import SOMQuantizer
+    from somcolor.quantize import SOMQuantizer
 
     uv = synthetic_uv(cfg.som_fit_samples, cfg.seed)
     n_iterations = 2_000 if cfg.quick else 20_000
@@ -337,8 +336,8 @@ def stage_som_fit(cfg: BenchConfig, shape: tuple[int, int]) -> list[dict]:
 
 def stage_som_lookup(cfg: BenchConfig) -> list[dict]:
     """Label UV values with their nearest SOM code."""
-    from . import _naive_reference as naive
-    from .quantize import SOMQuantizer, nearest_code
+    from somcolor.quantize import SOMQuantizer, nearest_code
+    from tests import naive
 
     uv = synthetic_uv(cfg.lookup_samples, cfg.seed + 1)
     q = SOMQuantizer(som_shape=cfg.lookup_shape, n_iterations=2000, random_state=0)
@@ -407,7 +406,7 @@ def _mlp_data(cfg: BenchConfig):
 
 def stage_mlp_fit(cfg: BenchConfig) -> list[dict]:
     """Train the patch classifier (scikit-learn MLP, Adam, early stopping)."""
-    from .classify import PatchClassifier
+    from somcolor.classify import PatchClassifier
 
     X, y = _mlp_data(cfg)
     fitted = []
@@ -449,10 +448,10 @@ def stage_forward(cfg: BenchConfig) -> list[dict]:
     """The MLP forward pass alone: our kernel against numpy on the same rows."""
     import numba
 
-    from . import _naive_reference as naive
-    from . import load
-    from .classify import forward
-    from .paths import FAST_MODEL
+    from somcolor import load
+    from somcolor.classify import forward
+    from somcolor.paths import FAST_MODEL
+    from tests import naive
 
     c = load(FAST_MODEL).classifier_
     n_images = -(-cfg.forward_rows // (cfg.image_shape[0] * cfg.image_shape[1]))
@@ -523,10 +522,10 @@ def stage_forward(cfg: BenchConfig) -> list[dict]:
 
 def stage_colorize(cfg: BenchConfig, shape: tuple[int, int]) -> list[dict]:
     """Colorize one gray photo end to end in-process with the bundled fast model."""
-    from . import _naive_reference as naive
-    from . import load
-    from .color import compose, luminance
-    from .paths import FAST_MODEL
+    from somcolor import load
+    from somcolor.color import compose, luminance
+    from somcolor.paths import FAST_MODEL
+    from tests import naive
 
     model = load(FAST_MODEL)
     image = synthetic_gray(shape, cfg.seed)
@@ -538,14 +537,15 @@ def stage_colorize(cfg: BenchConfig, shape: tuple[int, int]) -> list[dict]:
         warmup=lambda: model.colorize(image[:64, :64]),
     )
     # Where the time goes: one run of each step of colorize, on the whole image at once
-    # (colorize does them a block of rows at a time).
+    # (colorize does them a block of rows at a time). The fast model predicts at full
+    # resolution without smoothing, so predict_uv is the fused kernel alone.
     predictor = model.predictor()
     t0 = time.perf_counter()
     L = luminance(image)
     t1 = time.perf_counter()
-    uv, _ = predictor._uv_rows(L, 0, H, 0, H)
+    uv = predictor.predict_uv(L)
     t2 = time.perf_counter()
-    compose(L, uv.reshape(H, W, 2))
+    compose(L, uv)
     t3 = time.perf_counter()
     parts = {
         "luminance": t1 - t0,
@@ -589,7 +589,7 @@ def stage_cold_start(cfg: BenchConfig) -> list[dict]:
 
     from PIL import Image
 
-    from .paths import FAST_MODEL
+    from somcolor.paths import FAST_MODEL
 
     exe = Path(sys.executable).with_name("somcolor")
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "somcolor"]
@@ -697,7 +697,7 @@ def machine() -> dict:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = None
-    from . import __version__
+    from somcolor import __version__
 
     return {
         "cpu": cpu,
@@ -713,7 +713,7 @@ def machine() -> dict:
 
 
 def targets(rows: dict[str, dict]) -> list[dict]:
-    """Each target of issue 5: what it asks, what was measured, met or not."""
+    """Each target of :data:`TARGETS`: what it asks, what was measured, met or not."""
     out = []
 
     def add(name, asked, measured, met, note=""):
@@ -939,10 +939,10 @@ def run(cfg: BenchConfig, only: list[str] | None = None, progress=None, isolate=
 
 
 def main(argv=None) -> int:
-    from .paths import RESULTS_DIR
+    from somcolor.paths import RESULTS_DIR
 
     parser = argparse.ArgumentParser(
-        prog="python -m somcolor.bench", description=__doc__.split("\n")[0]
+        prog="python -m experiments.bench", description=__doc__.split("\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run in seconds")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR / "bench", help="output folder")
@@ -953,7 +953,7 @@ def main(argv=None) -> int:
     if args.repeats:
         cfg = replace(cfg, repeats=args.repeats)
     report = run(cfg, args.only, progress=lambda msg: print(msg, file=sys.stderr, flush=True))
-    report["command"] = "python -m somcolor.bench " + " ".join(
+    report["command"] = "python -m experiments.bench " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
     args.out.mkdir(parents=True, exist_ok=True)
