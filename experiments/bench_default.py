@@ -1,0 +1,299 @@
+"""The default model's speed, each figure beside its anchor measured in the same run.
+
+``python -m experiments.bench_default [--model default] [--repeats 5] [--skip video]``
+prints one row per target and writes ``experiments/results/bench_default.json``:
+
+1. ``photo``: one 481x321 BSDS500 photo colorized in-process through the public API
+   (``somcolor.load(model).colorize``, median of ``--repeats`` after a warm-up), beside
+   one forward pass of the ECCV16 classification network of Zhang, Isola & Efros at
+   256x256 (torch on the CPU, random weights, built from the paper's layer list:
+   about 32 M parameters; skipped where torch is not installed).
+2. ``12mp``: a 4000x3000 JPEG through ``somcolor colorize`` in a new process (start-up
+   included; wall time and that process's peak RSS), beside the *stock floor*: Pillow
+   decode + ``skimage.color.rgb2luv`` + ``luv2rgb`` in float32 + Pillow encode of the
+   same photo, timed inside its own process without its imports.
+3. ``video``: frames/s of ``experiments.bench_video`` at 640x480 with the model.
+4. ``strip``: a 1 x 80 000 strip beside a 283 x 283 image (the same pixel count): time
+   must grow with pixels, not with the image's shape.
+
+Figures depend on the machine and on what else runs on it: the JSON records the load.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+import somcolor
+from somcolor import datasets
+from somcolor.io import read_image
+from somcolor.paths import RESULTS_DIR
+
+PHOTO = "test/100007.jpg"
+TWELVE_MP = (3000, 4000)  #: rows, columns
+STRIP = (1, 80_000)
+SQUARE = (283, 283)
+
+#: The stock floor, run in a process of its own; prints its seconds as JSON.
+_FLOOR = r"""
+import json, sys, time
+import numpy as np
+from PIL import Image
+from skimage.color import luv2rgb, rgb2luv
+src, dst = sys.argv[1], sys.argv[2]
+t0 = time.perf_counter()
+rgb = np.asarray(Image.open(src).convert("RGB"), dtype=np.float32) / 255
+luv = rgb2luv(rgb)
+out = luv2rgb(luv)
+Image.fromarray((np.clip(out, 0, 1) * 255 + 0.5).astype(np.uint8)).save(dst, quality=90)
+print(json.dumps({"seconds": time.perf_counter() - t0}))
+"""
+
+
+def _median_time(fn, repeats: int) -> float:
+    fn()  # warm-up: numba's cached kernels, first allocations
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# ---------------------------------------------------------------------------- anchors
+def eccv16(torch):
+    """The ECCV16 colorization network (Zhang, Isola & Efros 2016), random weights.
+
+    Eight blocks of 3x3 convolutions with batch norm (64-128-256-512-512 dilated-512
+    dilated-512-256 channels), a 313-way softmax over the ab gamut and a 1x1 projection
+    to ab; the output is a quarter of the input's size, upsampled bilinearly.
+    """
+    nn = torch.nn
+
+    def block(cin, cout, n, *, stride_last=1, dilation=1, norm=True):
+        layers = []
+        for i in range(n):
+            stride = stride_last if i == n - 1 else 1
+            layers += [
+                nn.Conv2d(cin if i == 0 else cout, cout, 3, stride, dilation, dilation),
+                nn.ReLU(True),
+            ]
+        if norm:
+            layers.append(nn.BatchNorm2d(cout))
+        return layers
+
+    layers = [
+        *block(1, 64, 2, stride_last=2),
+        *block(64, 128, 2, stride_last=2),
+        *block(128, 256, 3, stride_last=2),
+        *block(256, 512, 3),
+        *block(512, 512, 3, dilation=2),
+        *block(512, 512, 3, dilation=2),
+        *block(512, 512, 3),
+        nn.ConvTranspose2d(512, 256, 4, 2, 1),
+        nn.ReLU(True),
+        *block(256, 256, 2, norm=False),
+        nn.Conv2d(256, 313, 1),
+        nn.Softmax(dim=1),
+        nn.Conv2d(313, 2, 1, bias=False),
+        nn.Upsample(scale_factor=4, mode="bilinear"),
+    ]
+    return nn.Sequential(*layers).eval()
+
+
+def eccv16_seconds(repeats: int) -> dict | None:
+    """One 256x256 forward pass of :func:`eccv16` on the CPU, median of ``repeats``."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.manual_seed(0)
+    net = eccv16(torch)
+    x = torch.rand(1, 1, 256, 256) * 100 - 50
+    with torch.inference_mode():
+        seconds = _median_time(lambda: net(x), repeats)
+    params = sum(p.numel() for p in net.parameters())
+    return {"seconds": seconds, "parameters": params, "torch_threads": torch.get_num_threads()}
+
+
+# ---------------------------------------------------------------------------- rows
+def row_photo(model, repeats: int) -> dict:
+    photo = read_image(datasets.DATASETS["bsds500"].root / PHOTO)
+    seconds = _median_time(lambda: model.colorize(photo), repeats)
+    anchor = eccv16_seconds(repeats)
+    row = {"shape": list(photo.shape[:2]), "seconds": seconds, "eccv16": anchor}
+    if anchor:
+        row["ratio_to_eccv16"] = seconds / anchor["seconds"]
+    return row
+
+
+def _peak_rss_mb(cmd: list[str]) -> tuple[float, float, str]:
+    """Run ``cmd``; its wall seconds, its own peak RSS in MB (``wait4``) and stdout."""
+    with tempfile.TemporaryFile("w+") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err = proc.stderr.read().decode()
+        proc.stderr.close()
+        if proc.returncode:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {err.strip()}")
+        out.seek(0)
+        return seconds, usage.ru_maxrss / 1024, out.read()
+
+
+def make_12mp(path: Path) -> Path:
+    """A 4000x3000 JPEG: a BSDS500 photo enlarged (bicubic), quality 90."""
+    photo = Image.open(datasets.DATASETS["bsds500"].root / PHOTO).convert("RGB")
+    if photo.height > photo.width:
+        photo = photo.transpose(Image.Transpose.ROTATE_90)
+    photo.resize(TWELVE_MP[::-1], Image.Resampling.BICUBIC).save(path, quality=90)
+    return path
+
+
+def row_12mp(model_name: str, repeats: int, folder: Path) -> dict:
+    src = make_12mp(folder / "12mp.jpg")
+    somcolor_bin = Path(sys.executable).with_name("somcolor")
+    cmd = [str(somcolor_bin), "colorize", str(src), "-o", str(folder / "out.jpg"), "--force"]
+    cmd += ["--model", model_name]
+    runs = [_peak_rss_mb(cmd) for _ in range(repeats)]
+    floors = []
+    for _ in range(repeats):
+        _, _, out = _peak_rss_mb([sys.executable, "-c", _FLOOR, str(src), str(folder / "f.jpg")])
+        floors.append(json.loads(out)["seconds"])
+    seconds = statistics.median(r[0] for r in runs)
+    floor = statistics.median(floors)
+    return {
+        "shape": list(TWELVE_MP),
+        "seconds": seconds,
+        "peak_rss_mb": max(r[1] for r in runs),
+        "stock_floor_seconds": floor,
+        "ratio_to_floor": seconds / floor,
+    }
+
+
+def row_video(model_name: str) -> dict:
+    """640x480 frames/s from :mod:`experiments.bench_video` (its own process)."""
+    cmd = [sys.executable, "-m", "experiments.bench_video", "--model", model_name]
+    cmd += ["--sizes", "640x480", "--seconds", "3"]
+    seconds, rss, out = _peak_rss_mb(cmd)
+    wrote = [line for line in out.splitlines() if line.startswith("wrote ")]
+    result = json.loads(Path(wrote[-1].split(" ", 1)[1]).read_text())
+    row = result["results"][0]
+    return {
+        "size": row["size"],
+        "frames_per_s": row["frames_per_s"],
+        "stage_ms_per_frame": row["stage_ms_per_frame"],
+        "peak_rss_mb": rss,
+    }
+
+
+def row_strip(model, repeats: int) -> dict:
+    rng = np.random.default_rng(0)
+    strip = rng.integers(0, 256, STRIP, dtype=np.uint8)
+    square = rng.integers(0, 256, SQUARE, dtype=np.uint8)
+    t_strip = _median_time(lambda: model.colorize(strip), repeats)
+    t_square = _median_time(lambda: model.colorize(square), repeats)
+    return {
+        "strip": list(STRIP),
+        "square": list(SQUARE),
+        "strip_seconds": t_strip,
+        "square_seconds": t_square,
+        "ratio": t_strip / t_square,
+    }
+
+
+# ---------------------------------------------------------------------------- report
+def _machine() -> dict:
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpus": len(os.sched_getaffinity(0)),
+        "load_1min": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "somcolor": somcolor.__version__,
+    }
+
+
+def _print_rows(rows: dict) -> None:
+    p = rows.get("photo")
+    if p:
+        anchor = p.get("eccv16")
+        line = f"photo 481x321 in-process: {p['seconds']:.3f} s"
+        if anchor:
+            line += (
+                f"; ECCV16 256x256 forward {anchor['seconds']:.3f} s "
+                f"({anchor['parameters'] / 1e6:.1f} M params): ratio {p['ratio_to_eccv16']:.2f}"
+            )
+        else:
+            line += "; ECCV16 anchor skipped (torch not installed)"
+        print(line)
+    m = rows.get("12mp")
+    if m:
+        print(
+            f"12 MP JPEG, somcolor colorize (new process): {m['seconds']:.2f} s, peak RSS "
+            f"{m['peak_rss_mb']:.0f} MB; stock floor {m['stock_floor_seconds']:.2f} s: "
+            f"ratio {m['ratio_to_floor']:.2f}"
+        )
+    v = rows.get("video")
+    if v:
+        print(
+            f"video {v['size']}: {v['frames_per_s']:.2f} frames/s; "
+            f"ms/frame {v['stage_ms_per_frame']}"
+        )
+    s = rows.get("strip")
+    if s:
+        print(
+            f"1x80000 strip {s['strip_seconds']:.3f} s vs 283x283 {s['square_seconds']:.3f} s: "
+            f"ratio {s['ratio']:.2f}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default="default", help="bundled model name or model file")
+    p.add_argument("--repeats", type=int, default=5, help="runs per timing (median)")
+    p.add_argument(
+        "--skip", action="append", default=[], choices=["photo", "12mp", "video", "strip"]
+    )
+    p.add_argument("--out", default=str(RESULTS_DIR / "bench_default.json"))
+    args = p.parse_args(argv)
+    model = somcolor.load(args.model)
+    rows: dict = {}
+    with tempfile.TemporaryDirectory(prefix="somcolor-bench-") as tmp:
+        if "photo" not in args.skip:
+            rows["photo"] = row_photo(model, args.repeats)
+        if "strip" not in args.skip:
+            rows["strip"] = row_strip(model, max(1, args.repeats // 2))
+        if "12mp" not in args.skip:
+            rows["12mp"] = row_12mp(args.model, max(1, args.repeats // 2), Path(tmp))
+        if "video" not in args.skip:
+            rows["video"] = row_video(args.model)
+    _print_rows(rows)
+    result = {
+        "model": args.model,
+        "command": "python -m experiments.bench_default " + " ".join(argv or sys.argv[1:]),
+        "rows": rows,
+        "machine": _machine(),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
