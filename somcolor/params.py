@@ -54,6 +54,34 @@ def parse_hidden(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def parse_shape(text: str) -> tuple[int, int]:
+    """Parse a map size written ``ROWSxCOLS``.
+
+    >>> parse_shape("10x10")
+    (10, 10)
+    """
+    parts = str(text).lower().replace("×", "x").split("x")
+    try:
+        rows, cols = (int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"expected a map size like 3x3, got {text!r}") from None
+    if rows < 1 or cols < 1:
+        raise ValueError(f"expected a map size with at least 1 row and column, got {text!r}")
+    return rows, cols
+
+
+def parse_som_shape(text: str) -> tuple[int, int]:
+    """A map size of at least 2 codes (:func:`parse_shape`).
+
+    >>> parse_som_shape("2x1")
+    (2, 1)
+    """
+    rows, cols = parse_shape(text)
+    if rows * cols < 2:
+        raise ValueError(f"a map needs at least 2 codes, got {text!r}")
+    return rows, cols
+
+
 def parse_factors(text: str) -> tuple[int, ...]:
     """Scale factors written ``4,16`` -> ``(4, 16)``, each at least 2.
 
@@ -154,23 +182,22 @@ class Param:
     #: How the CLI writes a tuple default's items apart (``50,50``, ``3x3``).
     sep: str = ","
 
-    @property
-    def shown_default(self) -> str:
-        """The default as the CLI help writes it.
+    def show(self, value) -> str:
+        """A value of this parameter as the CLI writes it.
 
-        >>> BY_NAME["hidden_layer_sizes"].shown_default, BY_NAME["som_shape"].shown_default
+        >>> BY_NAME["hidden_layer_sizes"].show((50, 50)), BY_NAME["som_shape"].show((3, 3))
         ('50,50', '3x3')
-        >>> BY_NAME["smooth_eps"].shown_default
+        >>> BY_NAME["smooth_eps"].show(3e-3)
         '0.003'
         """
-        if isinstance(self.default, tuple):
-            return self.sep.join(map(str, self.default))
-        return str(self.default)
+        if isinstance(value, tuple):
+            return self.sep.join(map(str, value))
+        return str(value)
 
 
 PARAMS: tuple[Param, ...] = (
     # --- the SOM: chroma codebook
-    Param("som_shape", (3, 3), "SOM map size", flag="--som", sep="x"),
+    Param("som_shape", (3, 3), "SOM map size", flag="--som", parse=parse_som_shape, sep="x"),
     # --- features (checked by FeatureSpec)
     Param("patch_size", 5, "patch side, odd", flag="--patch", parse=parse_odd),
     # --- the MLP (checked by PatchClassifier)
@@ -214,7 +241,7 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "smooth_radius",
         0.0,
-        "guided filter radius, fraction of the long side (0: off)",
+        "guided filter radius, fraction of the long side, 0: off",
         check=_must(lambda v: 0 <= v <= 1, "in 0..1"),
         inference=True,
         flag="--smooth-radius",
