@@ -20,7 +20,7 @@ import numpy as np
 
 from ._threads import threads_for
 from .network import _TILE, _layers, _output, work_items
-from .patches import _reflect
+from .patches import _column_map, _reflect
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
@@ -106,10 +106,7 @@ def _patch_uv(
     n_layers = sizes.shape[0] - 1
     width = sizes.max()
     n_classes = palette.shape[0]
-    colmap = np.empty((W, k), dtype=np.int64)
-    for c in range(W):
-        for dx in range(k):
-            colmap[c, dx] = _reflect(c + dx - h, W)
+    colmap = _column_map(W, k)
     for tile in nb.prange((n + _TILE - 1) // _TILE):
         p0 = tile * _TILE
         m = min(n, p0 + _TILE) - p0
