@@ -22,7 +22,7 @@ import numpy as np
 
 from .exceptions import ModelFormatError
 from .io import atomic_write
-from .params import DEFAULTS
+from .params import DEFAULTS, TUPLE_PARAMS
 
 FORMAT = "somcolor-model"
 FORMAT_VERSION = 1
@@ -121,7 +121,7 @@ def check_config(config: dict) -> dict:
     unknown = sorted(set(config) - set(DEFAULTS))
     expect(not unknown, f"unknown config keys {unknown}")
     config = {**DEFAULTS, **config}
-    for key in ("som_shape", "hidden_layer_sizes", "scales"):
+    for key in TUPLE_PARAMS:
         config[key] = tuple(config[key])
     return config
 

@@ -276,6 +276,8 @@ PARAMS: tuple[Param, ...] = (
 BY_NAME: dict[str, Param] = {p.name: p for p in PARAMS}
 #: Every parameter's default: what a model file's config leaves out.
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMS}
+#: The tuple-valued parameters (a model file's JSON stores them as lists).
+TUPLE_PARAMS: tuple[str, ...] = tuple(p.name for p in PARAMS if isinstance(p.default, tuple))
 #: The parameters that change how a trained model colorizes (``set_params``).
 INFERENCE_PARAMS: tuple[str, ...] = tuple(p.name for p in PARAMS if p.inference)
 

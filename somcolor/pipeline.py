@@ -37,7 +37,7 @@ from .decode import check_decoder
 from .exceptions import SomcolorError
 from .features import FeatureSpec, features_at
 from .io import read_image
-from .params import check_params
+from .params import TUPLE_PARAMS, check_params
 from .patches import sample_positions
 from .predict import ColorizeInfo, Predictor
 from .quantize import SOMQuantizer, rebalance_weights
@@ -322,9 +322,8 @@ class Colorizer(BaseEstimator):
         arrays = self.model_arrays()
         c = self.classifier_
         params = self.get_params()
-        params["som_shape"] = list(params["som_shape"])
-        params["hidden_layer_sizes"] = list(params["hidden_layer_sizes"])
-        params["scales"] = list(params["scales"])
+        for key in TUPLE_PARAMS:
+            params[key] = list(params[key])
         metadata = {
             "config": params,
             "mlp": {"n_layers": len(c.coefs_), "out_activation": c.out_activation_},

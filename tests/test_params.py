@@ -59,6 +59,10 @@ def test_a_bad_inference_parameter_is_one_line_saying_what_was_expected(name, va
     assert "\n" not in str(excinfo.value)
 
 
+def test_the_tuple_params_are_those_a_model_file_stores_as_lists():
+    assert params.TUPLE_PARAMS == ("som_shape", "hidden_layer_sizes", "scales")
+
+
 def test_the_decoder_choices_are_the_registry():
     assert BY_NAME["decoder"].choices == tuple(DECODERS)
 
