@@ -9,10 +9,15 @@ luminance patch around it.
 >>> model.colorize(np.zeros((8, 8), np.uint8)).shape  # doctest: +SKIP
 (8, 8, 3)
 
-Modules, in data-flow order: ``io`` -> ``color`` -> ``quantize`` -> ``patches`` ->
-``classify`` (training; its forward pass is ``network``) -> ``decode`` -> ``predict``
-(inference from a model file's arrays, without scikit-learn) -> ``pipeline``; ``cli``
-on top.
+Modules, in data-flow order: ``io`` -> ``color`` -> ``quantize`` (the SOM) ->
+``patches`` -> ``features`` -> ``classify`` (training; its forward pass is ``network``)
+-> ``decode`` -> ``predict`` (inference from a model file's arrays, without
+scikit-learn; its fused kernel is ``fused``, its file checks ``modelfile``) ->
+``pipeline`` (the ``Colorizer``, which composes them); ``evaluate`` measures quality;
+``cli``, ``video`` (with ``temporal``), ``web`` and ``bench`` sit on top. Beside them:
+``params`` declares the Colorizer's parameters once (defaults, allowed values, CLI
+options), ``resize`` and ``smooth`` give ``predict`` its working size and guided
+filter, ``backends`` holds the optional CNNs, ``datasets`` and ``paths`` the data.
 """
 
 from __future__ import annotations

@@ -4,6 +4,11 @@ Every error a user can cause is printed as one line ``somcolor: error: ...`` on
 stderr with a non-zero exit status; no traceback reaches the user unless
 ``--debug`` is given. Heavy modules are imported inside the commands so that
 ``somcolor --help`` and small jobs start fast.
+
+Each command has a small parser builder (``_add_<command>``) beside its
+``cmd_<command>``; ``train``'s options for the Colorizer come from the parameter table
+of :mod:`somcolor.params` (flags, types, help with the defaults), the decoder choices
+from :data:`somcolor.decode.DECODERS`.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import logging
 import sys
 from pathlib import Path
 
+from . import params
 from ._version import __version__
+from .decode import DECODERS
 from .exceptions import SomcolorError
 
 log = logging.getLogger("somcolor")
@@ -73,36 +80,22 @@ def _with_work_size(model, work_size, path):
 
 
 # ---------------------------------------------------------------------------- types
-def _som_shape(text: str) -> tuple[int, int]:
-    from .quantize import parse_shape
+def _arg(parse):
+    """An argparse type from a :mod:`somcolor.params` parser: its ValueError (which says
+    what was expected) becomes argparse's one-line usage error."""
 
-    try:
-        rows, cols = parse_shape(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    if rows * cols < 2:
-        raise argparse.ArgumentTypeError(f"a map needs at least 2 codes, got {text!r}")
-    return rows, cols
+    def convert(text: str):
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
-
-def _hidden(text: str) -> tuple[int, ...]:
-    try:
-        sizes = tuple(int(p) for p in text.split(","))
-    except ValueError:
-        sizes = ()
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected layer sizes like 50,50, got {text!r}")
-    return sizes
+    convert.__name__ = parse.__name__
+    return convert
 
 
-def _factors(text: str) -> tuple[int, ...]:
-    try:
-        factors = tuple(int(x) for x in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected factors like 4,16, got {text!r}") from None
-    if not all(f >= 2 for f in factors):
-        raise argparse.ArgumentTypeError(f"scale factors must be >= 2, got {text!r}")
-    return factors
+_positive = _arg(params.parse_positive)
+_work_size = _arg(params.parse_work_size)
 
 
 def _number(text: str, ok, what: str) -> float:
@@ -117,41 +110,6 @@ def _number(text: str, ok, what: str) -> float:
     return value
 
 
-def _positive_float(text: str) -> float:
-    return _number(text, lambda v: 0 < v < float("inf"), "a positive number")
-
-
-def _fraction(text: str) -> float:
-    return _number(text, lambda v: 0 <= v < 1, "a fraction in [0, 1)")
-
-
-def _odd(text: str) -> int:
-    try:
-        k = int(text)
-    except ValueError:
-        k = 0
-    if k < 1 or k % 2 == 0:
-        raise argparse.ArgumentTypeError(f"expected a positive odd integer, got {text!r}")
-    return k
-
-
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return n
-
-
-def _work_size(text: str) -> int:
-    n = _positive(text)
-    if n < 8:
-        raise argparse.ArgumentTypeError(f"expected at least 8 pixels, got {text!r}")
-    return n
-
-
 def _add_work_size(parser: argparse.ArgumentParser) -> None:
     """The ``--work-size`` option of the commands that colorize with a trained model."""
     parser.add_argument(
@@ -159,29 +117,6 @@ def _add_work_size(parser: argparse.ArgumentParser) -> None:
         type=_work_size,
         help="predict at this long side in px and upsample the chroma (faster; default: full)",
     )
-
-
-# ---------------------------------------------------------------------------- train
-#: ``somcolor train`` options of the SOM + MLP back end -> the :class:`Colorizer` parameter
-#: each sets; an option not given keeps the Colorizer's default.
-SOM_TRAIN_OPTIONS = dict(
-    patch="patch_size",
-    hidden="hidden_layer_sizes",
-    pixels_per_image="pixels_per_image",
-    max_iter="max_iter",
-    scales="scales",
-    scale_patch="scale_patch_size",
-    position="position",
-    image_stats="image_stats",
-    rebalance="rebalance",
-    decoder="decoder",
-    temperature="temperature",
-    smooth_radius="smooth_radius",
-    smooth_eps="smooth_eps",
-    work_size="work_size",
-)
-#: Those of them a CNN back end takes too (the rest are refused with --backend cnn-*).
-CNN_TRAIN_OPTIONS = {"cnn-cls": ("pixels_per_image", "decoder", "temperature")}
 
 
 # ---------------------------------------------------------------------------- colorize
@@ -198,6 +133,28 @@ def _destinations(inputs: list[str], files: list[Path], args) -> list[Path]:
         root = next((r for r in roots if f.is_relative_to(r)), None)
         dests.append(out_dir / (f.relative_to(root) if root else Path(f.name)))
     return dests
+
+
+def _add_colorize(sub) -> None:
+    from .io import MAX_PIXELS
+
+    c = sub.add_parser("colorize", help="colorize images (files, folders, globs)")
+    c.add_argument("inputs", nargs="+", metavar="INPUT")
+    dest = c.add_mutually_exclusive_group()
+    dest.add_argument("-o", "--output", help="output file (one input only)")
+    dest.add_argument("--out-dir", help="folder for the outputs (keeps names and sub-folders)")
+    c.add_argument("--model", help="model file, or a bundled model: default (the default), fast")
+    c.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    c.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress or output names")
+    c.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=MAX_PIXELS,
+        help=f"refuse larger images (default {MAX_PIXELS})",
+    )
+    _add_work_size(c)
+    c.set_defaults(func=cmd_colorize)
 
 
 def cmd_colorize(args) -> int:
@@ -328,6 +285,23 @@ def _colorize_video_file(src: Path, dst: Path, model, args) -> None:
         )
 
 
+def _add_colorize_video(sub) -> None:
+    v = sub.add_parser("colorize-video", help="colorize a video (needs the video extra)")
+    v.add_argument("input", metavar="INPUT")
+    v.add_argument("-o", "--output", required=True, help="output video (.mp4, .m4v, .mov, .mkv)")
+    v.add_argument("--model", help="model file or bundled model name (default: fast)")
+    v.add_argument("--force", action="store_true", help="overwrite an existing output")
+    v.add_argument("--crf", type=_crf, default=18, help="x264 quality, 0-51, lower is better (18)")
+    v.add_argument("--preset", default="medium", help="x264 preset, ultrafast..veryslow (medium)")
+    v.add_argument(
+        "--smoothing", type=_smoothing, default=0.5, help="temporal smoothing, 0 (off) to <1 (0.5)"
+    )
+    v.add_argument("--flow", action="store_true", help="smooth along optical flow (slower)")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    _add_work_size(v)
+    v.set_defaults(func=cmd_colorize_video)
+
+
 def cmd_colorize_video(args) -> int:
     from .paths import model_path
     from .video import VIDEO_MODEL
@@ -335,6 +309,25 @@ def cmd_colorize_video(args) -> int:
     model = _inference_model(model_path(args.model or VIDEO_MODEL), args.work_size)
     _colorize_video_file(Path(args.input), Path(args.output), model, args)
     return 0
+
+
+def _add_evaluate_video(sub) -> None:
+    ev = sub.add_parser("evaluate-video", help="measure flicker with and without smoothing")
+    ev.add_argument("input", metavar="INPUT")
+    ev.add_argument("--model", help="model file or bundled model name (default: fast)")
+    ev.add_argument(
+        "--smoothing",
+        type=_smoothing,
+        nargs="+",
+        default=[0.5],
+        help="strengths to compare with no smoothing (default 0.5)",
+    )
+    ev.add_argument("--flow", action="store_true", help="also measure each with optical flow")
+    ev.add_argument("--max-frames", type=_positive, help="measure the first N frames only")
+    ev.add_argument("--no-warp", action="store_true", help="skip the flow-warped error (faster)")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_work_size(ev)
+    ev.set_defaults(func=cmd_evaluate_video)
 
 
 def cmd_evaluate_video(args) -> int:
@@ -387,6 +380,67 @@ def cmd_evaluate_video(args) -> int:
 
 
 # ---------------------------------------------------------------------------- train
+#: ``somcolor train`` options of the SOM + MLP back end -> the :class:`Colorizer` parameter
+#: each sets: every parameter of :data:`somcolor.params.PARAMS` with an option, but
+#: ``--som`` (cnn-cls takes it too). An option not given keeps the Colorizer's default.
+SOM_TRAIN_OPTIONS = {
+    p.flag[2:].replace("-", "_"): p.name for p in params.PARAMS if p.flag and p.name != "som_shape"
+}
+#: Those of them a CNN back end takes too (the rest are refused with --backend cnn-*).
+CNN_TRAIN_OPTIONS = {"cnn-cls": ("pixels_per_image", "decoder", "temperature")}
+#: ``CodeCNNColorizer``'s defaults where they differ from the Colorizer's, for the help
+#: (not imported: that would load scikit-learn for ``--help``; a test compares them).
+CNN_CLS_DEFAULTS = {"som_shape": (10, 10), "pixels_per_image": 2000, "decoder": "annealed"}
+
+
+def _train_help(p: params.Param) -> str:
+    """An option's help: the parameter's, with its default (and cnn-cls's, if other)."""
+    if p.default is None or p.default == () or isinstance(p.default, bool):
+        return p.help
+    shown = p.show(p.default)
+    if p.name in CNN_CLS_DEFAULTS:
+        shown += "; cnn-cls: " + p.show(CNN_CLS_DEFAULTS[p.name])
+    return f"{p.help} (default {shown})"
+
+
+def _add_train(sub) -> None:
+    from .backends import BACKENDS
+    from .io import MAX_PIXELS
+
+    t = sub.add_parser("train", help="train a model on your own color photos")
+    t.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
+    t.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
+    t.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        default="som",
+        help="som: SOM + MLP (default); cnn-ae, cnn-cls: CNNs (need the cnn extra, torch)",
+    )
+    # The Colorizer's options, from the parameter table. They default to None (False for
+    # switches) here and to the Colorizer's defaults for --backend som, so that a CNN back
+    # end can refuse the ones it would otherwise ignore.
+    for p in params.PARAMS:
+        if p.flag is None:
+            continue
+        if p.choices is not None:
+            t.add_argument(p.flag, choices=list(p.choices), help=_train_help(p))
+        elif p.parse is None:
+            t.add_argument(p.flag, action="store_true", help=_train_help(p))
+        else:
+            t.add_argument(p.flag, type=_arg(p.parse), help=_train_help(p))
+    t.add_argument("--seed", type=int, default=0, help="random_state (default 0)")
+    t.add_argument("--epochs", type=_positive, help="CNN training epochs (default 5)")
+    t.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="CNN device (default auto: GPU if any)"
+    )
+    t.add_argument("--description", help="training data description stored in the model")
+    t.add_argument("-r", "--recursive", action="store_true")
+    t.add_argument("--force", action="store_true")
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.add_argument("--max-pixels", type=_positive, default=MAX_PIXELS)
+    t.set_defaults(func=cmd_train)
+
+
 def cmd_train(args) -> int:
     from .io import find_images, read_image
     from .pipeline import Colorizer
@@ -471,6 +525,24 @@ def _cnn_model(args):
 
 
 # ---------------------------------------------------------------------------- evaluate
+def _add_evaluate(sub) -> None:
+    e = sub.add_parser("evaluate", help="measure colorization quality on color photos")
+    e.add_argument("inputs", nargs="+", metavar="INPUT", help="color photos: files, folders, globs")
+    e.add_argument(
+        "--model",
+        action="append",
+        help="model file or bundled model (default, fast); repeat to compare (default: default)",
+    )
+    e.add_argument("--decoder", choices=list(DECODERS), help="override the decoder")
+    e.add_argument("--out", help="folder for summary.md, summary.csv and per_image.csv")
+    e.add_argument("--no-baselines", action="store_true", help="skip gray / mean / argmax rows")
+    e.add_argument("--limit", type=_positive, help="use only the first N images")
+    e.add_argument("-r", "--recursive", action="store_true")
+    e.add_argument("-q", "--quiet", action="store_true")
+    _add_work_size(e)
+    e.set_defaults(func=cmd_evaluate)
+
+
 def cmd_evaluate(args) -> int:
     import copy
 
@@ -524,6 +596,12 @@ def cmd_evaluate(args) -> int:
 
 
 # ---------------------------------------------------------------------------- info
+def _add_info(sub) -> None:
+    i = sub.add_parser("info", help="show a model's config and provenance")
+    i.add_argument("model", nargs="?", help="model file or bundled model name (default: default)")
+    i.set_defaults(func=cmd_info)
+
+
 def cmd_info(args) -> int:
     import json
 
@@ -582,6 +660,11 @@ def _info_cnn(model, meta: dict) -> None:
 
 
 # ---------------------------------------------------------------------------- data
+def _add_data(sub) -> None:
+    d = sub.add_parser("data", help="verify the bundled data sets against their checksums")
+    d.set_defaults(func=cmd_data)
+
+
 def cmd_data(args) -> int:
     from . import datasets
 
@@ -616,168 +699,7 @@ def _port(text: str) -> int:
     return port
 
 
-def cmd_serve(args) -> int:
-    try:
-        import uvicorn
-
-        from .web.app import create_app
-    except ImportError as exc:
-        _error(f"serve needs the web extra (no module {exc.name!r}): pip install 'somcolor[web]'")
-        return EXIT_USAGE
-    from .web.settings import MIB
-
-    app = create_app(
-        args.model,
-        models_dir=args.models_dir,
-        max_upload_bytes=args.max_upload_mb * MIB,
-        max_pixels=args.max_pixels,
-        max_jobs=args.max_jobs,
-        result_ttl_s=args.result_ttl,
-    )
-    host = f"[{args.host}]" if ":" in args.host else args.host
-    if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(
-            f"somcolor: warning: serving on {args.host}: anyone who can reach it can use it "
-            "(there is no login)",
-            file=sys.stderr,
-        )
-    print(f"somcolor: serving http://{host}:{args.port}/ (Ctrl-C to stop)", flush=True)
-    log_level = "info" if args.verbose else "warning"
-    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
-    return 0
-
-
-# ---------------------------------------------------------------------------- main
-def build_parser() -> argparse.ArgumentParser:
-    from .io import MAX_PIXELS
-
-    p = _Parser(prog="somcolor", description="Colorize grayscale photos on a CPU (SOM + MLP).")
-    p.add_argument("--version", action="version", version=f"somcolor {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log what is done")
-    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
-    c = sub.add_parser("colorize", help="colorize images (files, folders, globs)")
-    c.add_argument("inputs", nargs="+", metavar="INPUT")
-    dest = c.add_mutually_exclusive_group()
-    dest.add_argument("-o", "--output", help="output file (one input only)")
-    dest.add_argument("--out-dir", help="folder for the outputs (keeps names and sub-folders)")
-    c.add_argument("--model", help="model file, or a bundled model: default (the default), fast")
-    c.add_argument("--force", action="store_true", help="overwrite existing outputs")
-    c.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
-    c.add_argument("-q", "--quiet", action="store_true", help="no progress or output names")
-    c.add_argument(
-        "--max-pixels",
-        type=_positive,
-        default=MAX_PIXELS,
-        help=f"refuse larger images (default {MAX_PIXELS})",
-    )
-    _add_work_size(c)
-    c.set_defaults(func=cmd_colorize)
-
-    t = sub.add_parser("train", help="train a model on your own color photos")
-    t.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
-    t.add_argument("-o", "--output", required=True, help="model file to write (.npz)")
-    t.add_argument(
-        "--backend",
-        choices=["som", "cnn-ae", "cnn-cls"],
-        default="som",
-        help="som: SOM + MLP (default); cnn-ae, cnn-cls: CNNs (need the cnn extra, torch)",
-    )
-    t.add_argument("--som", type=_som_shape, help="SOM map size (default 3x3; 10x10 for cnn-cls)")
-    # SOM + MLP options default to None here and to the Colorizer's defaults for --backend
-    # som, so that a CNN back end can refuse the ones it would otherwise ignore.
-    t.add_argument("--patch", type=_odd, help="patch side, odd (default 5)")
-    t.add_argument("--hidden", type=_hidden, help="hidden layers (default 50,50)")
-    t.add_argument(
-        "--pixels-per-image", type=_positive, help="pixels drawn per photo (2500; cnn-cls: 2000)"
-    )
-    t.add_argument("--max-iter", type=_positive, help="MLP epochs at most (default 50)")
-    t.add_argument("--scales", type=_factors, help="coarse patches, e.g. 4,16")
-    t.add_argument("--scale-patch", type=_odd, help="coarse patch side (default 5)")
-    t.add_argument("--position", action="store_true", help="add the pixel's relative position")
-    t.add_argument("--image-stats", action="store_true", help="add the image's L mean and std")
-    t.add_argument("--rebalance", action="store_true", help="weight rare colors up (lambda 0.5)")
-    t.add_argument(
-        "--decoder",
-        choices=["argmax", "mean", "annealed"],
-        help="how codes become chroma (argmax; cnn-cls: annealed)",
-    )
-    t.add_argument("--temperature", type=_positive_float, help="annealed mean T (0.38)")
-    t.add_argument(
-        "--smooth-radius",
-        type=_fraction,
-        help="guided filter radius, fraction of the long side (0: off)",
-    )
-    t.add_argument("--smooth-eps", type=_positive_float, help="guided filter eps (0.003)")
-    t.add_argument("--work-size", type=_work_size, help="predict at this long side (px)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--epochs", type=_positive, help="CNN training epochs (default 5)")
-    t.add_argument(
-        "--device", choices=["auto", "cpu", "cuda"], help="CNN device (default auto: GPU if any)"
-    )
-    t.add_argument("--description", help="training data description stored in the model")
-    t.add_argument("-r", "--recursive", action="store_true")
-    t.add_argument("--force", action="store_true")
-    t.add_argument("-q", "--quiet", action="store_true")
-    t.add_argument("--max-pixels", type=_positive, default=MAX_PIXELS)
-    t.set_defaults(func=cmd_train)
-
-    i = sub.add_parser("info", help="show a model's config and provenance")
-    i.add_argument("model", nargs="?", help="model file or bundled model name (default: default)")
-    i.set_defaults(func=cmd_info)
-
-    d = sub.add_parser("data", help="verify the bundled data sets against their checksums")
-    d.set_defaults(func=cmd_data)
-
-    e = sub.add_parser("evaluate", help="measure colorization quality on color photos")
-    e.add_argument("inputs", nargs="+", metavar="INPUT", help="color photos: files, folders, globs")
-    e.add_argument(
-        "--model",
-        action="append",
-        help="model file or bundled model (default, fast); repeat to compare (default: default)",
-    )
-    e.add_argument("--decoder", choices=["argmax", "mean", "annealed"], help="override the decoder")
-    e.add_argument("--out", help="folder for summary.md, summary.csv and per_image.csv")
-    e.add_argument("--no-baselines", action="store_true", help="skip gray / mean / argmax rows")
-    e.add_argument("--limit", type=_positive, help="use only the first N images")
-    e.add_argument("-r", "--recursive", action="store_true")
-    e.add_argument("-q", "--quiet", action="store_true")
-    _add_work_size(e)
-    e.set_defaults(func=cmd_evaluate)
-
-    v = sub.add_parser("colorize-video", help="colorize a video (needs the video extra)")
-    v.add_argument("input", metavar="INPUT")
-    v.add_argument("-o", "--output", required=True, help="output video (.mp4, .m4v, .mov, .mkv)")
-    v.add_argument("--model", help="model file or bundled model name (default: fast)")
-    v.add_argument("--force", action="store_true", help="overwrite an existing output")
-    v.add_argument("--crf", type=_crf, default=18, help="x264 quality, 0-51, lower is better (18)")
-    v.add_argument("--preset", default="medium", help="x264 preset, ultrafast..veryslow (medium)")
-    v.add_argument(
-        "--smoothing", type=_smoothing, default=0.5, help="temporal smoothing, 0 (off) to <1 (0.5)"
-    )
-    v.add_argument("--flow", action="store_true", help="smooth along optical flow (slower)")
-    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    _add_work_size(v)
-    v.set_defaults(func=cmd_colorize_video)
-
-    ev = sub.add_parser("evaluate-video", help="measure flicker with and without smoothing")
-    ev.add_argument("input", metavar="INPUT")
-    ev.add_argument("--model", help="model file or bundled model name (default: fast)")
-    ev.add_argument(
-        "--smoothing",
-        type=_smoothing,
-        nargs="+",
-        default=[0.5],
-        help="strengths to compare with no smoothing (default 0.5)",
-    )
-    ev.add_argument("--flow", action="store_true", help="also measure each with optical flow")
-    ev.add_argument("--max-frames", type=_positive, help="measure the first N frames only")
-    ev.add_argument("--no-warp", action="store_true", help="skip the flow-warped error (faster)")
-    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    _add_work_size(ev)
-    ev.set_defaults(func=cmd_evaluate_video)
-
+def _add_serve(sub) -> None:
     from .web.settings import MIB, Limits
 
     s = sub.add_parser("serve", help="the web page: upload a photo or video, get it in color")
@@ -810,6 +732,61 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds a video result is kept (default {int(Limits.result_ttl_s)})",
     )
     s.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from .web.app import create_app
+    except ImportError as exc:
+        _error(f"serve needs the web extra (no module {exc.name!r}): pip install 'somcolor[web]'")
+        return EXIT_USAGE
+    from .web.settings import MIB
+
+    app = create_app(
+        args.model,
+        models_dir=args.models_dir,
+        max_upload_bytes=args.max_upload_mb * MIB,
+        max_pixels=args.max_pixels,
+        max_jobs=args.max_jobs,
+        result_ttl_s=args.result_ttl,
+    )
+    host = f"[{args.host}]" if ":" in args.host else args.host
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"somcolor: warning: serving on {args.host}: anyone who can reach it can use it "
+            "(there is no login)",
+            file=sys.stderr,
+        )
+    print(f"somcolor: serving http://{host}:{args.port}/ (Ctrl-C to stop)", flush=True)
+    log_level = "info" if args.verbose else "warning"
+    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
+    return 0
+
+
+# ---------------------------------------------------------------------------- main
+#: Each command's parser builder, in the order ``--help`` lists them.
+COMMANDS = (
+    _add_colorize,
+    _add_train,
+    _add_info,
+    _add_data,
+    _add_evaluate,
+    _add_colorize_video,
+    _add_evaluate_video,
+    _add_serve,
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="somcolor", description="Colorize grayscale photos on a CPU (SOM + MLP).")
+    p.add_argument("--version", action="version", version=f"somcolor {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what is done")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for add in COMMANDS:
+        add(sub)
     return p
 
 

@@ -251,7 +251,7 @@ def _compose(L, uv, eps, tol, threshold, start, out):
 
 
 # ------------------------------------------------------------------ validation helpers
-def _check_image(image) -> np.ndarray:
+def check_image(image) -> np.ndarray:
     """An image array as ``(H, W)`` or ``(H, W, 3)`` (alpha dropped), dtype checked."""
     arr = np.asarray(image)
     if arr.ndim == 3 and arr.shape[2] == 1:
@@ -310,7 +310,7 @@ def to_float_rgb(image: np.ndarray) -> np.ndarray:
     >>> to_float_rgb(np.array([[0, 255]], dtype=np.uint8)).tolist()
     [[[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]]]
     """
-    arr = _check_image(image)
+    arr = check_image(image)
     if arr.dtype == np.uint8:
         arr = arr.astype(np.float32) / np.float32(255)
     elif arr.dtype == np.uint16:
@@ -419,7 +419,7 @@ def luminance(image: np.ndarray) -> np.ndarray:
     >>> float(luminance(np.full((1, 1), 255, dtype=np.uint8))[0, 0])
     100.0
     """
-    arr = _check_image(image)
+    arr = check_image(image)
     integer = arr.dtype in (np.uint8, np.uint16, np.bool_)
     dtype = np.dtype(np.float32) if integer else _float_dtype(arr.dtype)
     H, W = arr.shape[:2]

@@ -10,9 +10,16 @@ returns UV ``(n_pixels, 2)``:
 * ``annealed``: the expectation under probabilities sharpened with a temperature
   ``T`` (``p ** (1/T)``, renormalised; Zhang et al. 2016 use ``T = 0.38``). ``T = 1``
   is the mean; ``T -> 0`` approaches the argmax.
+
+:data:`DECODERS` registers each one once (:class:`Decoder`): its numpy function, its
+number in the fused kernel of :mod:`somcolor.fused` and whether it uses the
+temperature.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -60,14 +67,45 @@ def decode_annealed(proba, classes, codebook, temperature=DEFAULT_TEMPERATURE) -
     return sharp @ codebook[classes].astype(sharp.dtype)
 
 
-DECODERS = {"argmax": decode_argmax, "mean": decode_mean, "annealed": decode_annealed}
+@dataclass(frozen=True)
+class Decoder:
+    """One decoder: its numpy function and how the fused kernel knows it."""
+
+    name: str
+    #: ``decode(proba, classes, codebook, temperature) -> uv``
+    decode: Callable[..., np.ndarray]
+    #: Its number in the fused kernel (:func:`somcolor.fused._decode`).
+    mode: int
+    #: Whether ``temperature`` changes its result.
+    uses_temperature: bool
 
 
-def get_decoder(name: str):
-    """The decoder function registered under ``name``."""
+#: Every decoder, by name: validation, the CLI's choices, the web form and the tests'
+#: parametrization all come from here.
+DECODERS: dict[str, Decoder] = {
+    d.name: d
+    for d in (
+        Decoder("argmax", decode_argmax, mode=0, uses_temperature=False),
+        Decoder("mean", decode_mean, mode=1, uses_temperature=False),
+        Decoder("annealed", decode_annealed, mode=2, uses_temperature=True),
+    )
+}
+
+
+def check_decoder(name) -> Decoder:
+    """The registry entry of decoder ``name``; :class:`SomcolorError` for an unknown name.
+
+    >>> check_decoder("mean").mode
+    1
+    """
     try:
         return DECODERS[name]
-    except KeyError:
+    except (KeyError, TypeError):
         raise SomcolorError(
             f"unknown decoder {name!r}, expected one of {sorted(DECODERS)}"
         ) from None
+
+
+def get_decoder(name: str) -> Callable[..., np.ndarray]:
+    """The decoder function registered under ``name``."""
+    return check_decoder(name).decode

@@ -18,7 +18,8 @@ Per image and averaged over a set:
 * ``seconds``: time to predict the chroma.
 
 Chroma is compared after the output has been converted to uint8 sRGB, i.e. what a
-user sees. A predictor maps L ``(H, W)`` to ``(uv (H, W, 2), codes or None)``.
+user sees. A predictor here is a :data:`ChromaFn`: L ``(H, W)`` -> ``(uv (H, W, 2),
+codes or None)`` (:func:`model_predictor` makes one of a trained model).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ METRICS = (
     "seconds",
 )
 
-Predictor = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
+#: A colorizer as the evaluation sees it: luminance ``(H, W)`` -> ``(uv, codes)``, the
+#: chroma ``(H, W, 2)`` and the most probable code per pixel (None if it has none).
+ChromaFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray | None]]
 
 
 def colorfulness(rgb: np.ndarray) -> float:
@@ -145,7 +148,7 @@ def _upsample_codes(codes: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def evaluate_image(
-    predictor: Predictor,
+    predictor: ChromaFn,
     image,
     prior: ColorPrior,
     codebook: np.ndarray | None = None,
@@ -197,7 +200,7 @@ def gray_predictor(L: np.ndarray):
     return np.zeros((*L.shape, 2), np.float32), None
 
 
-def constant_predictor(uv: Sequence[float]) -> Predictor:
+def constant_predictor(uv: Sequence[float]) -> ChromaFn:
     """Baseline: the same chroma everywhere (e.g. the training set's mean)."""
     uv = np.asarray(uv, dtype=np.float32)
 
@@ -207,7 +210,7 @@ def constant_predictor(uv: Sequence[float]) -> Predictor:
     return predict
 
 
-def model_predictor(model) -> Predictor:
+def model_predictor(model) -> ChromaFn:
     """A fitted model as a predictor (chroma, and the most probable codes if it has codes).
 
     Any model with ``predict_uv(L, return_codes=True)`` works: a Colorizer, a
@@ -301,7 +304,7 @@ def _csv_text(rows, fields) -> str:
 
 
 def evaluate(
-    predictors: dict[str, Predictor],
+    predictors: dict[str, ChromaFn],
     images: Sequence,
     *,
     codebook: np.ndarray | None = None,

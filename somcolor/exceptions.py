@@ -1,4 +1,4 @@
-"""Errors and warnings raised by somcolor.
+"""Errors raised by somcolor.
 
 Every error a user can cause (a bad file, a bad option, a foreign model file) is a
 :class:`SomcolorError`; the CLI prints its message on one line and exits non-zero.
@@ -23,11 +23,3 @@ class DataError(SomcolorError):
 
 class MissingBackendError(SomcolorError, ImportError):
     """An optional back end (e.g. the CNNs' PyTorch) is not installed."""
-
-
-class SomcolorWarning(UserWarning):
-    """Base class of somcolor's warnings."""
-
-
-class GamutWarning(SomcolorWarning):
-    """Many pixels fell outside the sRGB gamut and were clipped."""

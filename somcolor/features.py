@@ -40,6 +40,32 @@ class FeatureSpec:
         if any(not isinstance(f, numbers.Integral) or f < 2 for f in self.scales):
             raise ValueError(f"scale factors must be integers >= 2, got {self.scales!r}")
 
+    @classmethod
+    def from_params(cls, params: dict) -> FeatureSpec:
+        """The features of a model with these (Colorizer) parameters, checked.
+
+        >>> FeatureSpec.from_params({"patch_size": 3, "scales": [4], "scale_patch_size": 5,
+        ...                          "position": 0, "image_stats": 1}).n_features
+        36
+        """
+        return cls(
+            patch_size=check_patch_size(params["patch_size"]),
+            scales=tuple(int(f) for f in params["scales"]),
+            scale_patch_size=params["scale_patch_size"],
+            position=bool(params["position"]),
+            image_stats=bool(params["image_stats"]),
+        )
+
+    @property
+    def patch_only(self) -> bool:
+        """Whether the L patch is the only feature (the paper's model, and what the
+        fused kernel of :mod:`somcolor.fused` computes).
+
+        >>> FeatureSpec(5).patch_only, FeatureSpec(5, position=True).patch_only
+        (True, False)
+        """
+        return not (self.scales or self.position or self.image_stats)
+
     @property
     def n_features(self) -> int:
         """Length of a pixel's feature vector.
@@ -103,7 +129,7 @@ def features_at(L: np.ndarray, flat_index: np.ndarray, spec: FeatureSpec, out=No
     """
     prep = _Prepared(L, spec)
     flat_index = np.asarray(flat_index, dtype=np.int64)
-    if not (spec.scales or spec.position or spec.image_stats):
+    if spec.patch_only:
         return patches_at(prep.L, flat_index, spec.patch_size, out=out)
     fine = patches_at(prep.L, flat_index, spec.patch_size)
     rows, cols = np.divmod(flat_index, prep.L.shape[1])
@@ -126,7 +152,7 @@ def image_features(L: np.ndarray, spec: FeatureSpec, block_pixels: int = 1 << 16
     for r0 in range(0, H, step):
         r1 = min(H, r0 + step)
         fine = image_patches(prep.L, spec.patch_size, r0, r1)
-        if not (spec.scales or spec.position or spec.image_stats):
+        if spec.patch_only:
             yield r0, r1, fine
             continue
         rows = np.repeat(np.arange(r0, r1), W)

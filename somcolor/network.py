@@ -4,7 +4,8 @@ Inference needs only the trained network's arrays (``coefs``, ``intercepts`` and
 input standardization), not scikit-learn, so this module imports neither
 scikit-learn nor minisom: :mod:`somcolor.classify` trains with scikit-learn and
 predicts through :func:`forward`; :mod:`somcolor.predict` colorizes through the same
-kernels without importing the training code.
+kernels (:func:`forward_packed`, and :mod:`somcolor.fused`, which applies the layers to
+patches read straight from L) without importing the training code.
 
 The kernels (``_``-prefixed) assume validated input; their slow twin is
 ``tests/naive.py``'s ``forward``.
@@ -142,17 +143,26 @@ def forward(X, mean, scale, coefs, intercepts, out_activation, out=None) -> np.n
     n_classes = 2 if out_activation == "logistic" else int(sizes[-1])
     if out is None:
         out = np.empty((len(X), n_classes), dtype=np.float32)
+    return forward_packed(
+        X,
+        np.ascontiguousarray(np.broadcast_to(mean, X.shape[1:]), dtype=np.float32),
+        np.ascontiguousarray(np.broadcast_to(scale, X.shape[1:]), dtype=np.float32),
+        (weights, biases, sizes),
+        out_activation == "logistic",
+        out,
+    )
+
+
+def forward_packed(X, mean, scale, packed, logistic: bool, out) -> np.ndarray:
+    """:func:`forward` on layers already packed (:func:`pack`), into ``out``.
+
+    ``X`` is C-contiguous float32 or float64 ``(n, n_features)``, ``mean`` and ``scale``
+    C-contiguous float32 ``(n_features,)``, ``out`` float32 ``(n, n_classes)``; a
+    predictor packs its layers once and calls this per block. Inputs assumed validated.
+    """
+    weights, biases, sizes = packed
     with threads_for(work_items(len(X), sizes)):
-        _forward(
-            X,
-            np.ascontiguousarray(np.broadcast_to(mean, X.shape[1:]), dtype=np.float32),
-            np.ascontiguousarray(np.broadcast_to(scale, X.shape[1:]), dtype=np.float32),
-            weights,
-            biases,
-            sizes,
-            out_activation == "logistic",
-            out,
-        )
+        _forward(X, mean, scale, weights, biases, sizes, logistic, out)
     return out
 
 

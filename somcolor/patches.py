@@ -1,12 +1,14 @@
-"""Features: the k x k patch of luminance around a pixel, extracted by numba kernels.
+"""Luminance patches: the k x k patch of L around a pixel, extracted by numba kernels.
 
-Two uses:
+Two uses, both through :mod:`somcolor.features` (which adds any wider context):
 
-* training: :func:`sample_patches` draws N pixel positions of an image (seeded) and
-  returns their patches, with the flat indices so labels can be read at the same
-  positions;
+* training: :func:`sample_positions` draws N pixel positions of an image (seeded) and
+  :func:`patches_at` returns their patches, so labels are read at the same positions
+  (:func:`sample_patches` does both, for the experiments);
 * inference: :func:`image_patches` returns the patch of every pixel of a block of
-  rows, so an image of any size is processed in bounded memory.
+  rows, so an image of any size is processed in bounded memory. The fused kernel of
+  :mod:`somcolor.fused` reads the same patches straight from L, with the same
+  reflection (:func:`_reflect`).
 
 Borders are handled by symmetric reflection (``... c b a | a b c ... x y z | z y x ...``,
 numpy's ``mode="symmetric"``), so every pixel has a patch and the output keeps the
@@ -80,16 +82,24 @@ def _patches_at(L, flat_index, k, out):
                 m += 1
 
 
+@nb.njit(cache=True, nogil=True)
+def _column_map(W, k):
+    """``colmap[c, dx]``: the column of L that element ``dx`` of a patch row centred on
+    column ``c`` reads (reflected once, reused by every row of a block)."""
+    h = k // 2
+    colmap = np.empty((W, k), dtype=np.int64)
+    for c in range(W):
+        for dx in range(k):
+            colmap[c, dx] = _reflect(c + dx - h, W)
+    return colmap
+
+
 @nb.njit(cache=True, nogil=True, parallel=True)
 def _row_patches(L, row_start, row_stop, k, out):
     """Fill ``out`` with the patch of every pixel in rows ``row_start:row_stop`` (row-major)."""
     h = k // 2
     H, W = L.shape
-    # Column indices of every patch column, reflected once and reused by every row.
-    colmap = np.empty((W, k), dtype=np.int64)
-    for c in range(W):
-        for dx in range(k):
-            colmap[c, dx] = _reflect(c + dx - h, W)
+    colmap = _column_map(W, k)
     for rr in nb.prange(row_stop - row_start):
         r = row_start + rr
         base = rr * W

@@ -3,8 +3,9 @@
 Training (:meth:`Colorizer.fit`), for a list of color photos:
 
 1. each photo is converted to CIELUV (:mod:`somcolor.color`);
-2. ``pixels_per_image`` pixels are drawn per photo; the k x k L patch around each is
-   its feature vector (:mod:`somcolor.patches`) and its UV is kept;
+2. ``pixels_per_image`` pixels are drawn per photo; the k x k L patch around each
+   (plus any wider context the parameters ask for) is its feature vector
+   (:mod:`somcolor.features`, over :mod:`somcolor.patches`) and its UV is kept;
 3. a SOM quantizes the sampled UV into a codebook (:mod:`somcolor.quantize`); each
    sampled pixel's code is its label;
 4. an MLP learns patch -> code (:mod:`somcolor.classify`).
@@ -32,12 +33,13 @@ from . import modelfile
 from ._version import __version__
 from .classify import PatchClassifier
 from .color import rgb_to_luv, split_luv, to_float_rgb
-from .decode import get_decoder
+from .decode import check_decoder
 from .exceptions import SomcolorError
 from .features import FeatureSpec, features_at
 from .io import read_image
+from .params import TUPLE_PARAMS, check_params
 from .patches import sample_positions
-from .predict import ColorizeInfo, Predictor, _check_inference_params, feature_spec
+from .predict import ColorizeInfo, Predictor
 from .quantize import SOMQuantizer, rebalance_weights
 from .resize import resample, working_shape
 
@@ -62,6 +64,10 @@ def _seeds(random_state) -> tuple[np.random.Generator, int, int]:
 class Colorizer(BaseEstimator):
     """Colorize grayscale photos: SOM chroma codebook + MLP over luminance patches.
 
+    The parameters are declared once, with their allowed values, in
+    :mod:`somcolor.params`; a test checks that this signature and the list below agree
+    with it.
+
     Parameters
     ----------
     som_shape : tuple of int, default=(3, 3)
@@ -75,9 +81,12 @@ class Colorizer(BaseEstimator):
     som_iterations, som_samples : int, default=20000
         SOM training steps and the size of the UV subsample it trains on.
     max_iter : int, default=50
-        MLP epochs at most (early stopping on 10% of the samples).
-    decoder : {"argmax", "mean", "annealed"}, default="argmax"
-        How code probabilities become UV (see :mod:`somcolor.decode`).
+        MLP epochs at most. Early stopping holds out 10% of the training photos, whole
+        (their pixels never train the MLP); with fewer than 5 photos, 10% of the sampled
+        pixels.
+    decoder : str, default="argmax"
+        How code probabilities become UV: a name in :data:`somcolor.decode.DECODERS`
+        (``argmax``, ``mean``, ``annealed``).
     temperature : float, default=0.38
         The annealed mean's temperature.
     scales : tuple of int, default=()
@@ -159,13 +168,10 @@ class Colorizer(BaseEstimator):
         self.work_size = work_size
         self.random_state = random_state
 
-    def _check_inference_params(self) -> None:
-        _check_inference_params(self.get_params())
-
     @property
     def feature_spec(self) -> FeatureSpec:
         """The features this model computes per pixel."""
-        return feature_spec(self.get_params())
+        return FeatureSpec.from_params(self.get_params())
 
     @property
     def codebook(self) -> np.ndarray:
@@ -207,12 +213,12 @@ class Colorizer(BaseEstimator):
 
     def fit(self, images, *, description: str = "", progress=None):
         """Train on color photos (arrays or paths); returns ``self``."""
-        get_decoder(self.decoder)
+        check_decoder(self.decoder)
         try:
             self.feature_spec  # noqa: B018 - validates the feature parameters
         except ValueError as exc:
             raise SomcolorError(str(exc)) from None
-        self._check_inference_params()
+        check_params(self.get_params())
         t0 = time.perf_counter()
         rng, som_seed, mlp_seed = _seeds(self.random_state)
         X, uv, groups = self.build_dataset(images, rng, progress)
@@ -316,9 +322,8 @@ class Colorizer(BaseEstimator):
         arrays = self.model_arrays()
         c = self.classifier_
         params = self.get_params()
-        params["som_shape"] = list(params["som_shape"])
-        params["hidden_layer_sizes"] = list(params["hidden_layer_sizes"])
-        params["scales"] = list(params["scales"])
+        for key in TUPLE_PARAMS:
+            params[key] = list(params[key])
         metadata = {
             "config": params,
             "mlp": {"n_layers": len(c.coefs_), "out_activation": c.out_activation_},

@@ -26,25 +26,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._threads import threads_for
+from .params import parse_shape  # noqa: F401 - its old home; experiments import it here
 
 #: Rows of ``X`` handed to the nearest-code kernel at once in :func:`nearest_code`.
 CHUNK_ROWS = 1 << 16
-
-
-def parse_shape(text: str) -> tuple[int, int]:
-    """Parse a map size written ``ROWSxCOLS``.
-
-    >>> parse_shape("10x10")
-    (10, 10)
-    """
-    parts = str(text).lower().replace("×", "x").split("x")
-    try:
-        rows, cols = (int(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"expected a map size like 3x3, got {text!r}") from None
-    if rows < 1 or cols < 1:
-        raise ValueError(f"expected a map size with at least 1 row and column, got {text!r}")
-    return rows, cols
 
 
 #: Rows compared with the codebook together in :func:`_nearest_code`.

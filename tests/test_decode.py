@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from somcolor.decode import DECODERS, decode_annealed, decode_argmax, decode_mean, get_decoder
+from somcolor.decode import (
+    DECODERS,
+    check_decoder,
+    decode_annealed,
+    decode_argmax,
+    decode_mean,
+    get_decoder,
+)
 from somcolor.exceptions import SomcolorError
 
 CODEBOOK = np.array([[float(i), -10.0 * i] for i in range(6)])  # code i -> (i, -10 i)
@@ -43,10 +50,30 @@ def test_get_decoder_finds_argmax():
     assert "argmax" in DECODERS
 
 
-@pytest.mark.parametrize("name", ["mode", "", "ARGMAX"])
+@pytest.mark.parametrize("name", ["mode", "", "ARGMAX", None, ["argmax"]])
 def test_unknown_decoder_raises_and_lists_the_known_ones(name):
     with pytest.raises(SomcolorError, match=r"unknown decoder .*argmax"):
         get_decoder(name)
+    with pytest.raises(SomcolorError) as excinfo:
+        check_decoder(name)
+    assert "\n" not in str(excinfo.value)
+
+
+def test_each_decoder_is_registered_once_with_its_own_kernel_mode():
+    assert list(DECODERS) == [d.name for d in DECODERS.values()]
+    modes = [d.mode for d in DECODERS.values()]
+    assert sorted(modes) == list(range(len(DECODERS)))
+    assert DECODERS["argmax"].mode == 0  # the fused kernel's logit shortcut is for mode 0
+
+
+@pytest.mark.parametrize("name", list(DECODERS))
+def test_only_decoders_that_use_the_temperature_change_with_it(name):
+    rng = np.random.default_rng(1)
+    proba = rng.dirichlet(np.ones(4), size=50)
+    classes = np.array([0, 2, 3, 5])
+    decode = DECODERS[name].decode
+    hot, cold = (decode(proba, classes, CODEBOOK, T) for T in (1.0, 0.2))
+    assert (not np.allclose(hot, cold)) == DECODERS[name].uses_temperature
 
 
 def test_mean_is_the_expectation_through_classes():

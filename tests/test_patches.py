@@ -9,6 +9,7 @@ from hypothesis.extra.numpy import arrays
 
 from somcolor.exceptions import SomcolorError
 from somcolor.patches import (
+    _column_map,
     check_patch_size,
     image_patches,
     patches_at,
@@ -219,3 +220,12 @@ def test_kernels_reject_non_2d_or_empty_luminance(L):
 def test_kernels_reject_non_float_luminance(dtype):
     with pytest.raises(SomcolorError, match="float"):
         image_patches(np.zeros((3, 3), dtype=dtype), 3)
+
+
+@pytest.mark.parametrize("W", [1, 2, 3, 7])
+@pytest.mark.parametrize("k", [1, 3, 5, 9])
+def test_column_map_is_numpys_symmetric_padding(W, k):
+    h = k // 2
+    padded = np.pad(np.arange(W), h, mode="symmetric")
+    expected = np.array([padded[c : c + k] for c in range(W)])
+    np.testing.assert_array_equal(_column_map(W, k), expected)

@@ -22,11 +22,13 @@ from conftest import TINY_CONFIG, synthetic_photo
 from somcolor import predict
 from somcolor._threads import SERIAL_BELOW
 from somcolor.color import compose, luminance
-from somcolor.decode import get_decoder
+from somcolor.decode import DECODERS, get_decoder
 from somcolor.exceptions import ModelFormatError, SomcolorError
+from somcolor.fused import rows_reached
+from somcolor.params import DEFAULTS
 from somcolor.paths import DEFAULT_MODEL
 from somcolor.pipeline import Colorizer
-from somcolor.predict import CONFIG_DEFAULTS, Predictor, _rows_reached
+from somcolor.predict import Predictor
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +46,7 @@ def random_predictor(rng, k, hidden, n_classes, decoder="argmax", n_codes=6, log
     ]
     intercepts = [rng.normal(size=b).astype(np.float32) * 0.1 for b in sizes[1:]]
     classes = np.sort(rng.choice(n_codes, n_classes, replace=False))
-    config = dict(CONFIG_DEFAULTS, patch_size=k, som_shape=(1, n_codes), decoder=decoder)
+    config = dict(DEFAULTS, patch_size=k, som_shape=(1, n_codes), decoder=decoder)
     return Predictor(
         config=config,
         codebook=rng.normal(0, 30, (n_codes, 2)),
@@ -69,13 +71,13 @@ def slow_uv(p: Predictor, L: np.ndarray):
 
 
 def test_config_defaults_are_the_colorizers_parameters():
-    assert CONFIG_DEFAULTS == Colorizer().get_params()
+    assert DEFAULTS == Colorizer().get_params()
 
 
 # --- the fused kernel against its slow twin --------------------------------------------
 
 
-@pytest.mark.parametrize("decoder", ["argmax", "mean", "annealed"])
+@pytest.mark.parametrize("decoder", list(DECODERS))
 @pytest.mark.parametrize(
     ("shape", "k"),
     [((1, 1), 3), ((2, 3), 5), ((3, 1), 7), ((9, 14), 1), ((17, 33), 3), ((40, 37), 5)],
@@ -95,7 +97,7 @@ def test_fused_kernel_equals_patches_network_and_decoder(decoder, shape, k):
         np.testing.assert_allclose(uv, expected, rtol=0, atol=2e-3)
 
 
-@pytest.mark.parametrize("decoder", ["argmax", "mean", "annealed"])
+@pytest.mark.parametrize("decoder", list(DECODERS))
 def test_fused_kernel_on_many_pixels_takes_the_parallel_path_and_still_agrees(decoder):
     rng = np.random.default_rng(3)
     p = random_predictor(rng, 5, (8,), n_classes=5, decoder=decoder)
@@ -122,7 +124,7 @@ def test_fused_kernel_with_a_logistic_output_decodes_through_both_classes():
     np.testing.assert_array_equal(uv[clear], expected[clear].astype(np.float32))
 
 
-@pytest.mark.parametrize("decoder", ["argmax", "mean", "annealed"])
+@pytest.mark.parametrize("decoder", list(DECODERS))
 def test_fused_kernel_equals_the_forward_kernel_and_numpy_decoders(decoder):
     """The network runs as network.forward runs it, so the fused path and the general
     one (features, forward, numpy decoders) agree: exactly for argmax, except where two
@@ -150,7 +152,7 @@ def test_rows_reached_are_exactly_the_rows_the_patches_read(height, k):
         for r1 in range(r0 + 1, min(height, r0 + 4) + 1):
             i = np.arange(r0 - h, r1 + h) % (2 * height)
             rows = np.where(i >= height, 2 * height - 1 - i, i)
-            assert _rows_reached(r0, r1, k, height) == (rows.min(), rows.max() + 1)
+            assert rows_reached(r0, r1, k, height) == (rows.min(), rows.max() + 1)
 
 
 @pytest.mark.parametrize("kind", ["gray", "rgb", "rgba", "float"])
@@ -177,7 +179,7 @@ def test_colorizing_in_small_blocks_of_rows_changes_nothing(monkeypatch, kind):
 # --- one code path: Colorizer and Predictor ---------------------------------------------
 
 
-@pytest.mark.parametrize("decoder", ["argmax", "mean", "annealed"])
+@pytest.mark.parametrize("decoder", list(DECODERS))
 def test_predictor_from_the_file_colorizes_exactly_as_the_colorizer(tiny, decoder):
     model, path = tiny
     model = copy.deepcopy(model).set_params(decoder=decoder)
@@ -312,7 +314,7 @@ def test_a_working_size_at_least_the_image_colorizes_as_full_resolution(tiny_mod
     assert not np.array_equal(smaller.colorize(gray), full)
 
 
-@pytest.mark.parametrize("decoder", ["argmax", "mean", "annealed"])
+@pytest.mark.parametrize("decoder", list(DECODERS))
 @pytest.mark.parametrize("work_size", [None, 20])
 def test_context_models_decode_block_by_block_as_from_the_whole_probability_array(
     tmp_path, monkeypatch, decoder, work_size

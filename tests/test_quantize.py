@@ -6,7 +6,8 @@ import pytest
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from somcolor.quantize import SOMQuantizer, nearest_code, parse_shape
+from somcolor.params import parse_shape
+from somcolor.quantize import SOMQuantizer, nearest_code
 
 FAST = dict(n_iterations=300, max_samples=1000)
 
