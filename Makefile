@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+CORE   := $(VENV)/.core
 EXTRAS ?= dev,video,web,dask,cnn
 MODEL  := somcolor/models/default.npz
 SAMPLE := data/raw/bsds500/test/100007.jpg
@@ -22,31 +23,38 @@ FAST_MODEL := somcolor/models/fast.npz
 FAST_ARGS  := --som 3x3 --patch 5 --hidden 50,50 --pixels-per-image 2500 --seed 0 \
               --description "BSDS500 train+test (400 photos, 481x321) from data/raw/bsds500"
 
-.PHONY: help install demo data model model-fast test lint smoke bench clean table1 table2 fig8 fig9 fig10 paper compare compare-cnn
+.PHONY: help install install-core demo data model model-fast test lint smoke bench clean table1 table2 fig8 fig9 fig10 paper compare compare-cnn
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Two levels: the core (what colorizing photos needs) and everything (tests, extras).
+$(CORE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(STAMP): $(CORE)
 	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 install: $(STAMP) ## create .venv and install somcolor with dev tools and the optional extras
 
-demo: $(STAMP) ## colorize a sample photo with the bundled model -> out/
+install-core: $(CORE) ## create .venv with somcolor's core only (enough to colorize photos)
+
+demo: $(CORE) ## colorize a sample photo with the bundled model -> out/ (core install only)
 	$(BIN)/somcolor colorize $(SAMPLE) -o out/$(notdir $(basename $(SAMPLE)))_color.png --force
 
-data: $(STAMP) ## verify data/raw against its checksums, say what is missing
+data: $(CORE) ## verify data/raw against its checksums, say what is missing
 	$(BIN)/somcolor data
 
-model: $(STAMP) ## retrain the bundled default model from data/raw/bsds500
+model: $(CORE) ## retrain the bundled default model from data/raw/bsds500
 	$(BIN)/somcolor data
 	$(BIN)/somcolor -v train data/raw/bsds500/train data/raw/bsds500/test -o $(MODEL) --force $(MODEL_ARGS)
 	$(BIN)/somcolor info $(MODEL)
 
-model-fast: $(STAMP) ## retrain the bundled fast model (paper's configuration) from data/raw/bsds500
+model-fast: $(CORE) ## retrain the bundled fast model (paper's configuration) from data/raw/bsds500
 	$(BIN)/somcolor data
 	$(BIN)/somcolor -v train data/raw/bsds500/train data/raw/bsds500/test -o $(FAST_MODEL) --force $(FAST_ARGS)
 	$(BIN)/somcolor info $(FAST_MODEL)

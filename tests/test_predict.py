@@ -1,8 +1,8 @@
 """The inference path: Predictor from plain arrays, its fused kernel, and a cold CLI start.
 
 The fused kernel (patches read from L -> network -> decode) is compared with its slow
-twin: ``tests/naive.py``'s patches, the float64 layer-by-layer network of
-:mod:`somcolor._naive_reference` and :mod:`somcolor.decode`'s numpy decoders. The
+twin: the patches and the float64 layer-by-layer network of ``tests/naive.py`` and
+:mod:`somcolor.decode`'s numpy decoders. The
 Colorizer must give exactly what a Predictor built from its model file gives.
 """
 
@@ -14,7 +14,6 @@ import subprocess
 import sys
 
 import naive
-import naive as reference
 import numpy as np
 import pytest
 from conftest import TINY_CONFIG, synthetic_photo
@@ -62,7 +61,7 @@ def random_predictor(rng, k, hidden, n_classes, decoder="argmax", n_codes=6, log
 def slow_uv(p: Predictor, L: np.ndarray):
     """The twin of the fused kernel: explicit patches, a float64 network, numpy decoding."""
     X = naive.image_patches(L, p.feature_spec.patch_size)
-    proba = reference.forward(X, p.mean, p.scale, p.coefs, p.intercepts, p.out_activation)
+    proba = naive.forward(X, p.mean, p.scale, p.coefs, p.intercepts, p.out_activation)
     uv = get_decoder(p.decoder)(proba, p.classes, p.codebook, p.temperature)
     return uv, proba
 
