@@ -96,7 +96,12 @@ def colorize(model, image: np.ndarray, *, return_codes: bool = False):
     """
     from skimage import color
 
-    if not model.feature_spec.patch_only or model.decoder != "argmax" or model.work_size or model.smooth_radius > 0:
+    if (
+        not model.feature_spec.patch_only
+        or model.decoder != "argmax"
+        or model.work_size
+        or model.smooth_radius > 0
+    ):
         raise ValueError("the naive reference colorizes only with the paper's model")
     img = np.asarray(image)
     rgb = img / 255.0 if img.ndim == 3 else np.repeat((img / 255.0)[..., None], 3, axis=2)
