@@ -60,11 +60,14 @@ def _context_uv(
     around the coarse pixel covering the fine pixel's centre; with ``position`` its
     row and column over ``H - 1`` and ``W - 1``; then ``stats`` (empty, or the image's
     L mean and std). Borders are reflected. Each tile of pixels is standardized with
-    ``mean``/``scale`` as :func:`~somcolor.network.forward` does, goes through the
-    network and is decoded as by :func:`~somcolor.predict._decode` (``mode`` 0, 1, 2);
-    ``uv`` is ``((r1 - r0) * W, 2)`` float32, ``top`` ``((r1 - r0) * W,)``. The argmax
-    of a softmax network compares logits (where two probabilities tie in float32 it
-    may pick the other of the two). Inputs assumed validated.
+    ``mean``/``scale`` as :func:`~somcolor.network.forward` does (the same float32
+    inputs), goes through the network and is decoded by ``mode``: 0 the argmax, 1 the
+    mean, 2 the annealed mean (:mod:`somcolor.decode`). A logistic network is decoded
+    by :func:`~somcolor.predict._decode`; a softmax one from its logits, equal to
+    decoding its probabilities up to float32 rounding (the most probable column is
+    the largest logit: where two probabilities tie in float32 it may pick the other
+    of the two). ``uv`` is ``((r1 - r0) * W, 2)`` float32, ``top`` ``((r1 - r0) * W,)``.
+    Inputs assumed validated.
     """
     H, W = L.shape
     h = k // 2
