@@ -33,7 +33,7 @@ SHAPES = [(13, 11), (12, 16), (40, 37), (3, 2), (2, 3), (1, 1), (1, 20), (20, 1)
 
 
 def _L(shape, seed=0):
-    """A random luminance image in 0..100, smoothed a little so coarse levels vary."""
+    """A luminance image in 0..100: noise on a left-to-right ramp, so coarse levels vary."""
     rng = np.random.default_rng(seed)
     L = rng.random(shape) * 60 + np.linspace(0, 40, shape[1])[None, :]
     return L.astype(np.float32)
