@@ -14,7 +14,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from somcolor import datasets
+from somcolor import datasets, params
 from somcolor.exceptions import SomcolorError
 from somcolor.patches import check_patch_size
 from somcolor.quantize import parse_shape
@@ -93,18 +93,18 @@ SETTABLE = tuple(f.name for f in dataclasses.fields(ExperimentConfig))
 
 
 def parse_hidden(text: str) -> tuple[int, ...]:
-    """Hidden layer sizes written ``50+50`` -> ``(50, 50)``.
+    """Hidden layer sizes, as ``somcolor train --hidden`` reads them: ``50+50`` -> ``(50, 50)``.
 
-    >>> parse_hidden("200+200")
-    (200, 200)
+    One parser for the command line and the experiments (:func:`somcolor.params.parse_hidden`:
+    ``50,50`` and ``50+50`` alike); tables show the paper's ``50+50``.
+
+    >>> parse_hidden("200+200"), parse_hidden("50,50")
+    ((200, 200), (50, 50))
     """
     try:
-        sizes = tuple(int(p) for p in str(text).split("+"))
-    except ValueError:
-        raise ConfigError(f"hidden layers must look like 50 or 50+50, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise ConfigError(f"hidden layers must be positive, got {text!r}")
-    return sizes
+        return params.parse_hidden(text)
+    except ValueError as exc:
+        raise ConfigError(f"hidden layers: {exc}") from None
 
 
 # ---------------------------------------------------------------------- type checks

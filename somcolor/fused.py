@@ -1,16 +1,25 @@
-"""The fused inference kernel: L patches -> network -> decoded UV, in one numba pass.
+"""The fused inference kernels: features -> network -> decoded UV, in one numba pass.
 
-For a model whose only feature is the L patch (``FeatureSpec.patch_only``: the
-paper's, and the bundled models), :func:`patch_uv` reads each tile of patches
-straight from L into the forward kernel's tile (:mod:`somcolor.network`), applies
-the network and decodes the probabilities to UV through ``classes``, so no feature
-matrix and no probability array is ever built. :func:`rows_reached` says which rows
-of an image a block of rows' patches read, so that
-:class:`~somcolor.predict.Predictor` can compute the luminance of one block at a time.
+Each kernel writes a tile of pixels' features straight into the forward kernel's
+tile (:mod:`somcolor.network`), applies the network and decodes the probabilities
+to UV through ``classes``, so no feature matrix and no probability array is built:
 
-The kernels (``_``-prefixed) assume validated input; their slow twin is
-``tests/naive.py``'s patches, :mod:`somcolor._naive_reference`'s network and
-:mod:`somcolor.decode`'s numpy decoders (``tests/test_predict.py`` compares them).
+* :func:`patch_uv`, for a model whose only feature is the L patch
+  (``FeatureSpec.patch_only``: the paper's configuration and the bundled ``fast``
+  model); :func:`rows_reached` says which rows of an image a block of rows' patches
+  read, so that :class:`~somcolor.predict.Predictor` can compute the luminance of one
+  block at a time;
+* :func:`context_uv`, for context models (coarse scales, position, image
+  statistics: the bundled ``default``): each pixel's k x k L patch, its m x m patch of
+  every coarse level (read straight from the levels, around the coarse pixel covering
+  the fine pixel's centre, borders reflected as in :mod:`somcolor.patches`), its
+  relative position and the image's statistics.
+
+The kernels (``_``-prefixed) assume validated input. Their slow twins: for
+:func:`patch_uv`, ``tests/naive.py``'s patches and network with
+:mod:`somcolor.decode`'s numpy decoders (``tests/test_predict.py``); for
+:func:`context_uv`, the unfused path, :func:`~somcolor.features.image_features` +
+:func:`~somcolor.network.forward` + the decoders (``tests/test_fused_context.py``).
 """
 
 from __future__ import annotations
@@ -197,6 +206,267 @@ def patch_uv(L, row0, height, r0, r1, k, mean, scale, packed, logistic, mode, te
             sizes,
             logistic,
             mode,
+            np.float32(temperature),
+            np.ascontiguousarray(palette, dtype=np.float32),
+            uv,
+            top,
+        )
+    return uv, top
+
+
+@nb.njit(cache=True, nogil=True, parallel=True, fastmath={"contract"}, error_model="numpy")
+def _context_uv(
+    L,
+    r0,
+    r1,
+    k,
+    m,
+    level_data,
+    level_shapes,
+    level_starts,
+    position,
+    stats,
+    mean,
+    scale,
+    weights,
+    biases,
+    sizes,
+    logistic,
+    mode,
+    temperature,
+    palette,
+    uv,
+    top,
+):
+    """UV and the most probable column of every pixel in rows ``r0:r1`` of ``L``.
+
+    A pixel's features, in :func:`~somcolor.features.image_features`'s order: its
+    k x k patch of ``L``; for each coarse level ``l`` (``level_shapes[l]`` = ``(h, w)``,
+    stored row-major in ``level_data`` from ``level_starts[l]``) the m x m patch
+    around the coarse pixel covering the fine pixel's centre; with ``position`` its
+    row and column over ``H - 1`` and ``W - 1``; then ``stats`` (empty, or the image's
+    L mean and std). Borders are reflected. Each tile of pixels is standardized with
+    ``mean``/``scale`` as :func:`~somcolor.network.forward` does (the same float32
+    inputs), goes through the network and is decoded by ``mode``: 0 the argmax, 1 the
+    mean, 2 the annealed mean (:mod:`somcolor.decode`). A logistic network is decoded
+    by :func:`_decode`; a softmax one from its logits, equal to
+    decoding its probabilities up to float32 rounding (the most probable column is
+    the largest logit: where two probabilities tie in float32 it may pick the other
+    of the two). ``uv`` is ``((r1 - r0) * W, 2)`` float32, ``top`` ``((r1 - r0) * W,)``.
+    Inputs assumed validated.
+    """
+    H, W = L.shape
+    h = k // 2
+    hm = m // 2
+    n = (r1 - r0) * W
+    n_levels = level_shapes.shape[0]
+    n_stats = stats.shape[0]
+    n_features = sizes[0]
+    n_layers = sizes.shape[0] - 1
+    width = sizes.max()
+    n_classes = palette.shape[0]
+    # Column maps, reflected once: patch column dx of fine column c is colmap[dx, c]
+    # in L and coarse[l, dx, c] in level l; a run of pixels along a row reads
+    # contiguous entries of them.
+    colmap = np.empty((k, W), dtype=np.uint64)
+    for dx in range(k):
+        for c in range(W):
+            colmap[dx, c] = _reflect(c + dx - h, W)
+    coarse = np.empty((n_levels, m, W), dtype=np.uint64)
+    for lv in range(n_levels):
+        lw = level_shapes[lv, 1]
+        for c in range(W):
+            cc = min(np.int64((c + 0.5) * lw / W), lw - 1)
+            for dx in range(m):
+                coarse[lv, dx, c] = _reflect(cc + dx - hm, lw)
+    column = np.empty(W, dtype=np.float32)
+    for c in range(W):
+        column[c] = c / max(W - 1, 1)
+    for tile in nb.prange((n + _TILE - 1) // _TILE):
+        p0 = tile * _TILE
+        size = min(n, p0 + _TILE) - p0
+        a = np.zeros((width, _TILE), dtype=np.float32)
+        b = np.zeros((width, _TILE), dtype=np.float32)
+        row = np.empty(n_classes, dtype=np.float32)
+        # The tile's raw features, one run of pixels along an image row at a time:
+        # every feature of the run is read from one row of L or of a level (the
+        # column maps are unsigned, so the reads need no negative-index test).
+        t0 = 0
+        while t0 < size:
+            r = r0 + (p0 + t0) // W
+            c0 = (p0 + t0) - (r - r0) * W
+            run = min(size - t0, W - c0)
+            inner = c0 >= h and c0 + run + h <= W
+            f = 0
+            for dy in range(k):
+                line = L[_reflect(r + dy - h, H)]
+                for dx in range(k):
+                    dst = a[f, t0 : t0 + run]
+                    if inner:
+                        dst[:] = line[c0 + dx - h : c0 + dx - h + run]
+                    else:
+                        cols = colmap[dx, c0 : c0 + run]
+                        for j in range(run):
+                            dst[j] = line[cols[j]]
+                    f += 1
+            for lv in range(n_levels):
+                lh, lw = level_shapes[lv, 0], level_shapes[lv, 1]
+                cr = min(np.int64((r + 0.5) * lh / H), lh - 1)
+                for dy in range(m):
+                    at = level_starts[lv] + _reflect(cr + dy - hm, lh) * lw
+                    line = level_data[at : at + lw]
+                    for dx in range(m):
+                        dst = a[f, t0 : t0 + run]
+                        cols = coarse[lv, dx, c0 : c0 + run]
+                        for j in range(run):
+                            dst[j] = line[cols[j]]
+                        f += 1
+            if position:
+                a[f, t0 : t0 + run] = np.float32(r / max(H - 1, 1))
+                a[f + 1, t0 : t0 + run] = column[c0 : c0 + run]
+                f += 2
+            for s in range(n_stats):
+                a[f, t0 : t0 + run] = stats[s]
+                f += 1
+            t0 += run
+        # Standardized as forward does, a feature at a time across the tile.
+        for f in range(n_features):
+            mu, sd = mean[f], scale[f]
+            src = a[f]
+            for t in range(_TILE):
+                src[t] = (src[t] - mu) / sd
+        _layers(a, b, weights, biases, sizes)
+        out = b if n_layers % 2 == 1 else a
+        if logistic:
+            for t in range(size):
+                _output(out, t, sizes[n_layers], logistic, row)
+                top[p0 + t] = _decode(row, mode, temperature, palette, uv[p0 + t])
+            continue
+        # Softmax, decoded from the logits a class at a time across the tile (the loops
+        # over the tile's pixels are innermost). The most probable class is the largest
+        # logit; the annealed mean's p ** (1 / T), renormalised, is the softmax of the
+        # logits over T, so no probability and no logarithm is computed.
+        high = out[0].copy()
+        best = np.zeros(_TILE, dtype=np.int64)
+        for j in range(1, n_classes):
+            z = out[j]
+            for t in range(_TILE):
+                better = z[t] > high[t]
+                best[t] = j if better else best[t]
+                high[t] = z[t] if better else high[t]
+        if mode == 0:
+            for t in range(size):
+                top[p0 + t] = best[t]
+                uv[p0 + t, 0] = palette[best[t], 0]
+                uv[p0 + t, 1] = palette[best[t], 1]
+            continue
+        tau = temperature if mode == 2 else np.float32(1)
+        total = np.zeros(_TILE, dtype=np.float32)
+        u = np.zeros(_TILE, dtype=np.float32)
+        v = np.zeros(_TILE, dtype=np.float32)
+        for j in range(n_classes):
+            z = out[j]
+            pu, pv = palette[j, 0], palette[j, 1]
+            for t in range(_TILE):
+                e = np.exp((z[t] - high[t]) / tau)
+                total[t] += e
+                u[t] += e * pu
+                v[t] += e * pv
+        for t in range(size):
+            top[p0 + t] = best[t]
+            uv[p0 + t, 0] = u[t] / total[t]
+            uv[p0 + t, 1] = v[t] / total[t]
+
+
+def context_uv(
+    L,
+    spec,
+    levels,
+    stats,
+    mean,
+    scale,
+    weights,
+    biases,
+    sizes,
+    logistic: bool,
+    mode: int,
+    temperature: float,
+    palette,
+    r0: int = 0,
+    r1: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """UV and the most probable column of rows ``r0:r1`` of a working-resolution ``L``.
+
+    Parameters
+    ----------
+    L : float32 ndarray of shape (H, W)
+        The whole image's luminance (the patches of rows ``r0:r1`` reach beyond them).
+    spec : FeatureSpec
+        The model's features.
+    levels : sequence of float32 ndarrays
+        ``L`` downsampled by each of ``spec.scales`` (``_Prepared.levels``).
+    stats : float32 ndarray of shape (2,), or None
+        The image's L mean and std when ``spec.image_stats``.
+    mean, scale : float32 ndarrays of shape (spec.n_features,)
+        The network's input standardization.
+    weights, biases, sizes : ndarrays
+        The layers, as :func:`~somcolor.network.pack` gives them.
+    logistic : bool
+        Whether the output is a single logistic unit (else softmax).
+    mode : int
+        The decoder: 0 argmax, 1 mean, 2 annealed mean.
+    temperature : float
+        The annealed mean's temperature.
+    palette : float32 ndarray of shape (n_classes, 2)
+        The UV of each column (``codebook[classes]``).
+    r0, r1 : int
+        The rows to colorize (``r1`` None: to the last row).
+
+    Returns
+    -------
+    uv : float32 ndarray of shape ((r1 - r0) * W, 2)
+    top : int64 ndarray of shape ((r1 - r0) * W,)
+        The most probable column of each pixel.
+
+    Inputs assumed validated (the model's arrays chain, ``levels`` match ``spec``).
+    """
+    L = np.ascontiguousarray(L, dtype=np.float32)
+    H, W = L.shape
+    r1 = H if r1 is None else r1
+    levels = [np.ascontiguousarray(level, dtype=np.float32) for level in levels]
+    level_shapes = np.array([level.shape for level in levels], dtype=np.int64).reshape(-1, 2)
+    level_starts = np.zeros(len(levels), dtype=np.int64)
+    level_starts[1:] = np.cumsum([level.size for level in levels])[:-1]
+    level_data = (
+        np.concatenate([level.ravel() for level in levels])
+        if levels
+        else np.empty(0, dtype=np.float32)
+    )
+    stats = (
+        np.asarray(stats, dtype=np.float32) if spec.image_stats else np.empty(0, dtype=np.float32)
+    )
+    n = (r1 - r0) * W
+    uv = np.empty((n, 2), dtype=np.float32)
+    top = np.empty(n, dtype=np.int64)
+    with threads_for(work_items(n, sizes)):
+        _context_uv(
+            L,
+            r0,
+            r1,
+            spec.patch_size,
+            spec.scale_patch_size,
+            level_data,
+            level_shapes,
+            level_starts,
+            bool(spec.position),
+            stats,
+            np.ascontiguousarray(mean, dtype=np.float32),
+            np.ascontiguousarray(scale, dtype=np.float32),
+            np.ascontiguousarray(weights, dtype=np.float32),
+            np.ascontiguousarray(biases, dtype=np.float32),
+            np.ascontiguousarray(sizes, dtype=np.int64),
+            bool(logistic),
+            int(mode),
             np.float32(temperature),
             np.ascontiguousarray(palette, dtype=np.float32),
             uv,

@@ -75,7 +75,7 @@ def test_unknown_key_in_a_config_file_is_refused(tmp_path):
         ("", ["n_splits=2.5"], "n_splits: expected int, got '2.5'"),
         ("", ["max_iter"], "--set expects key=value"),
         ("", ["patch_sizes=4"], "patch size must be a positive odd integer"),
-        ("", ["hidden_layers=50+x"], "hidden layers must look like 50 or 50+50"),
+        ("", ["hidden_layers=50+x"], "hidden layers: expected layer sizes like 50,50"),
         ("", ["dataset=imagenet"], "dataset: expected one of"),
         ("", ["hidden_layers="], "empty grid: hidden_layers is empty"),
     ],

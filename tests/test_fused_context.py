@@ -1,4 +1,4 @@
-"""Tests for somcolor._context_kernel: the fused kernel against the unfused path.
+"""The fused kernel for context models (fused.context_uv) against the unfused path.
 
 The unfused path (``image_features`` + ``network.forward`` + the decoders of
 ``somcolor.decode``) is the fused kernel's slow twin: for every feature combination,
@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import somcolor
-from somcolor._context_kernel import context_uv
 from somcolor.decode import DECODERS
 from somcolor.features import FeatureSpec, _Prepared, image_features
+from somcolor.fused import context_uv
 from somcolor.network import forward, pack
 
 MODES = {"argmax": 0, "mean": 1, "annealed": 2}
