@@ -83,7 +83,7 @@ def _unfused(L, spec, model, decoder):
     """Probabilities and UV of every pixel, through the feature matrix."""
     X = np.concatenate([block for _, _, block in image_features(L, spec, block_pixels=50)])
     proba = forward(X, model.mean, model.scale, model.coefs, model.intercepts, model.out_activation)
-    decode = DECODERS[decoder]
+    decode = DECODERS[decoder].decode
     uv = decode(proba, model.classes, model.codebook, model.temperature).astype(np.float32)
     return proba, uv
 

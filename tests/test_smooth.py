@@ -1,12 +1,21 @@
-"""Tests for somcolor.smooth: the guided filter, the working shape and chroma resampling."""
+"""Tests for somcolor.smooth: the box mean, the guided filter and fast guided upsampling."""
 
 from __future__ import annotations
 
+import time
+
+import naive
 import numpy as np
 import pytest
 
-from somcolor.resize import resample, working_shape
-from somcolor.smooth import guided_filter
+from somcolor.resize import downsample, resample
+from somcolor.smooth import (
+    box_mean,
+    guided_coefficients,
+    guided_filter,
+    guided_rows,
+    guided_upsample,
+)
 
 
 def _window_mean(x, r, i, j):
@@ -127,92 +136,258 @@ def test_guided_filter_of_constant_src_is_that_constant():
     np.testing.assert_allclose(out, 3.5, atol=1e-9)
 
 
+# ------------------------------------------------------------------ box mean
+
+
 @pytest.mark.parametrize(
-    "shape, long_side, expected",
-    [
-        ((321, 481), 240, (160, 240)),
-        ((481, 321), 240, (240, 160)),
-        ((100, 100), 50, (50, 50)),
-        ((10, 1000), 100, (1, 100)),
-        ((30, 40), 40, (30, 40)),
-        ((30, 40), 400, (30, 40)),
-        ((30, 40), None, (30, 40)),
-    ],
+    "shape", [(5, 6), (6, 5), (7, 7), (1, 9), (9, 1), (1, 1), (4, 7, 2), (3, 2, 3)], ids=str
 )
-def test_working_shape(shape, long_side, expected):
-    assert working_shape(shape, long_side) == expected
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 5, 6, 13, 50])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_box_mean_equals_naive_including_windows_wider_than_the_image(shape, radius, dtype):
+    # Radii 5-50 exceed some sides: the window then spans the image mirrored again and again.
+    x = (_rng(30).random(shape) * 100 - 50).astype(dtype)
+    out = box_mean(x, radius)
+    assert out.shape == x.shape and out.dtype == dtype
+    tol = 1e-4 if dtype == np.float32 else 1e-10
+    np.testing.assert_allclose(out, naive.box_mean(x, radius), rtol=0, atol=tol)
 
 
-@pytest.mark.parametrize("shape", [(321, 481), (17, 5), (1, 300), (300, 1), (99, 100)])
-@pytest.mark.parametrize("long_side", [1, 7, 64, 240, 1000])
-def test_working_shape_keeps_aspect_and_never_enlarges(shape, long_side):
-    h, w = working_shape(shape, long_side)
-    assert 1 <= h <= shape[0] and 1 <= w <= shape[1]
-    assert max(h, w) <= max(long_side, 1)
-    assert max(h, w) == min(max(shape), long_side)
-    # Aspect kept up to rounding of the short side to a whole pixel (and at least 1 pixel).
-    f = max(h, w) / max(shape)
-    assert abs(h - shape[0] * f) <= 0.5 + 1e-9 or h == 1
-    assert abs(w - shape[1] * f) <= 0.5 + 1e-9 or w == 1
+@pytest.mark.parametrize(
+    "shape, radius", [((9, 12), 1), ((30, 20), 9), ((12, 40, 2), 4), ((8, 9, 3), 7)]
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_box_mean_is_scipy_reflect_uniform_filter_bit_for_bit(shape, radius, dtype):
+    """Below both sides of the image: the same sums in the same order as scipy."""
+    from scipy.ndimage import uniform_filter
+
+    x = _rng(31).random(shape).astype(dtype)
+    size = (2 * radius + 1, 2 * radius + 1) + (1,) * (x.ndim - 2)
+    np.testing.assert_array_equal(box_mean(x, radius), uniform_filter(x, size, mode="reflect"))
+
+
+@pytest.mark.parametrize("shape", [(1, 5), (5, 1), (2, 3), (3, 2, 2)], ids=str)
+def test_box_mean_with_a_huge_radius_is_about_the_mean_of_the_image(shape):
+    # A window of 2r+1 >> n covers the mirrored axis ~ (2r+1) / 2n times: its mean tends
+    # to the axis mean, off by at most (2n * max|x|) / (2r+1).
+    x = _rng(32).random(shape)
+    out = box_mean(x, 10**6)
+    expected = x.mean(axis=(0, 1))
+    np.testing.assert_allclose(out, np.broadcast_to(expected, x.shape), atol=1e-5)
+
+
+def test_box_mean_keeps_a_constant_and_converts_integers_to_float64():
+    out = box_mean(np.full((5, 7), 3, dtype=np.int32), 4)
+    assert out.dtype == np.float64
+    np.testing.assert_allclose(out, 3.0)
+
+
+def test_box_mean_radius_zero_is_a_copy():
+    x = _rng(33).random((4, 5)).astype(np.float32)
+    out = box_mean(x, 0)
+    assert out is not x
+    np.testing.assert_array_equal(out, x)
+
+
+@pytest.mark.parametrize("bad", [np.zeros(5), np.zeros((2, 2, 2, 2))], ids=["1d", "4d"])
+def test_box_mean_refuses_other_dimensions(bad):
+    with pytest.raises(ValueError, match="expected"):
+        box_mean(bad, 1)
+
+
+def test_box_mean_refuses_a_negative_radius():
+    with pytest.raises(ValueError, match="expected >= 0"):
+        box_mean(np.zeros((3, 3)), -1)
+
+
+def _best_time(f, repeat=7):
+    best = np.inf
+    for _ in range(repeat):
+        t = time.perf_counter()
+        f()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def test_box_mean_costs_the_same_for_strips_and_a_square_of_as_many_pixels():
+    """Time linear in pixels whatever the shape and radius: 1 x 40000 and 2 x 20000
+    strips (and their transposes) with a radius of a tenth of their length, windows
+    of thousands of rows over one or two, against a 200 x 200 square with radius 20,
+    on one thread. A ratio, not an absolute time: scipy's filter took ~1000x longer."""
+    import numba as nb
+
+    x = _rng(34).random((200, 200, 2)).astype(np.float32)
+    box_mean(x[:5, :5], 1)  # compile
+    saved = nb.get_num_threads()
+    nb.set_num_threads(1)
+    try:
+        square = _best_time(lambda: box_mean(x, 20))
+        strips = [
+            _best_time(lambda shape=shape: box_mean(x.reshape(*shape, 2), max(shape) // 10))
+            for shape in [(1, 40000), (40000, 1), (2, 20000), (20000, 2)]
+        ]
+    finally:
+        nb.set_num_threads(saved)
+    assert max(strips) < 5 * square, (square, strips)
+
+
+# ------------------------------------------------------------------ guided filter
+
+
+@pytest.mark.parametrize("shape", [(20, 30), (31, 17), (1, 40), (40, 1)], ids=str)
+@pytest.mark.parametrize("radius", [2, 5, 25])
+def test_guided_filter_float32_is_within_float32_rounding_of_the_float64_formulas(shape, radius):
+    guide = _rng(35).random(shape).astype(np.float32)
+    src = _rng(36).normal(0, 30, (*shape, 2)).astype(np.float32)
+    out = guided_filter(guide, src, radius, 3e-3)
+    a, b = naive.guided_coefficients(guide, src, radius, 3e-3)
+    np.testing.assert_allclose(out, a * guide[..., None] + b, rtol=0, atol=2e-3)
+
+
+def _scipy_box(x, r):
+    """The box mean guided_filter used before: scipy's uniform filter, in x's dtype."""
+    from scipy.ndimage import uniform_filter
+
+    return uniform_filter(x, (2 * r + 1, 2 * r + 1) + (1,) * (x.ndim - 2), mode="reflect")
+
+
+def test_guided_filter_equals_its_scipy_version_bit_for_bit_below_the_image_size():
+    guide = _rng(37).random((40, 50)).astype(np.float32)
+    src = _rng(38).normal(0, 30, (40, 50, 2)).astype(np.float32)
+    g, p = guide, src
+    mean_g = _scipy_box(g, 6)
+    var_g = _scipy_box(g * g, 6) - mean_g * mean_g
+    mean_p = _scipy_box(p, 6)
+    cov = _scipy_box(g[..., None] * p, 6) - mean_g[..., None] * mean_p
+    a = cov / (var_g[..., None] + 3e-3)
+    b = mean_p - a * mean_g[..., None]
+    expected = _scipy_box(a, 6) * g[..., None] + _scipy_box(b, 6)
+    np.testing.assert_array_equal(guided_filter(guide, src, 6, 3e-3), expected)
 
 
 @pytest.mark.parametrize("channels", [(), (2,)])
-def test_resample_round_trip_shapes(channels):
-    x = _rng(13).random((21, 30, *channels)).astype(np.float32)
-    small = resample(x, (7, 10))
-    back = resample(small, (21, 30))
-    assert small.shape == (7, 10, *channels) and back.shape == x.shape
-    assert small.dtype == back.dtype == np.float32
+def test_guided_coefficients_equal_naive(channels):
+    guide = _rng(39).random((13, 16))
+    src = _rng(40).normal(0, 20, (13, 16, *channels))
+    mean_a, mean_b = guided_coefficients(guide, src, 3, 1e-2)
+    a, b = naive.guided_coefficients(guide, src, 3, 1e-2)
+    assert mean_a.shape == mean_b.shape == src.shape
+    np.testing.assert_allclose(mean_a, a, atol=1e-9)
+    np.testing.assert_allclose(mean_b, b, atol=1e-9)
 
 
-def test_resample_is_identity_when_the_shape_is_equal():
-    x = _rng(14).random((5, 6, 2))
-    assert resample(x, (5, 6)) is x
+def test_guided_coefficients_refuse_mismatched_shapes():
+    with pytest.raises(ValueError, match="expected"):
+        guided_coefficients(np.zeros((4, 5)), np.zeros((5, 4, 2)), 1, 1e-3)
 
 
-def test_resample_keeps_constants_and_range():
-    x = np.full((8, 12, 2), [10.0, -20.0])
-    np.testing.assert_allclose(resample(x, (3, 5)), np.full((3, 5, 2), [10.0, -20.0]))
-    ramp = np.linspace(-50, 50, 40).reshape(4, 10)
-    up = resample(ramp, (16, 40))
-    assert up.min() >= -50 - 1e-9 and up.max() <= 50 + 1e-9
+# ------------------------------------------------------------------ fast guided upsampling
 
 
-def test_resample_anti_aliases_when_shrinking():
-    # A checkerboard shrunk by 4: anti-aliased it averages to ~0.5; sampled it would alias.
-    checker = (np.indices((32, 32)).sum(axis=0) % 2).astype(np.float64)
-    small = resample(checker, (8, 8))
-    np.testing.assert_allclose(small, 0.5, atol=0.15)
+def _coefficients(low, channels, seed=41):
+    a = _rng(seed).normal(0, 2, (*low, *channels)).astype(np.float32)
+    b = _rng(seed + 1).normal(0, 20, (*low, *channels)).astype(np.float32)
+    return a, b
 
 
 @pytest.mark.parametrize(
-    "small, large",
+    "low, full",
     [
-        ((7, 10), (21, 30)),
-        ((5, 3), (17, 11)),
-        ((1, 4), (3, 9)),
-        ((4, 1), (9, 3)),
-        ((1, 1), (5, 5)),
-        ((3, 3), (3, 7)),
-        ((2, 2), (1000, 3)),
-        ((24, 32), (480, 640)),
+        ((4, 6), (16, 24)),
+        ((5, 7), (17, 23)),
+        ((3, 3), (10, 9)),
+        ((6, 8), (6, 8)),
+        ((1, 5), (1, 40)),
+        ((5, 1), (40, 1)),
+        ((1, 1), (3, 4)),
+        ((1, 6), (4, 25)),
+        ((7, 5), (8, 6)),
     ],
+    ids=str,
 )
-@pytest.mark.parametrize("channels", [(), (1,), (2,), (3,)])
-def test_enlarging_float32_equals_scikit_image_resize(small, large, channels):
-    """The numba path (float32, enlarging) against scikit-image's bilinear resize."""
-    from skimage.transform import resize
-
-    x = (_rng(15).random((*small, *channels)) * 200 - 100).astype(np.float32)
-    before = x.copy()
-    expected = resize(x, (*large, *channels), order=1, anti_aliasing=False, preserve_range=True)
-    out = resample(x, large)
-    assert out.shape == (*large, *channels) and out.dtype == np.float32
+@pytest.mark.parametrize("channels", [(), (2,)])
+def test_guided_rows_equals_naive(low, full, channels):
+    a, b = _coefficients(low, channels)
+    G = (_rng(43).random(full) * 100).astype(np.float32)
+    out = guided_rows(G, a, b, 0, full[0], scale=0.01)
+    assert out.shape == (*full, *channels) and out.dtype == np.float32
+    expected = naive.guided_rows(G, a, b, 0, full[0], scale=0.01)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4)
-    assert np.array_equal(x, before)  # the input is not modified
 
 
-def test_enlarging_a_non_contiguous_view_reads_the_view():
-    x = _rng(16).random((12, 16, 2)).astype(np.float32)
-    view = x[::2, ::2]  # (6, 8, 2), strided
-    np.testing.assert_array_equal(resample(view, (18, 24)), resample(view.copy(), (18, 24)))
+@pytest.mark.parametrize("G_dtype", [np.float32, np.float64, np.uint8])
+def test_guided_rows_block_by_block_equals_the_whole_image(G_dtype):
+    a, b = _coefficients((6, 8), (2,))
+    G = (_rng(44).random((37, 50)) * 100).astype(G_dtype)
+    whole = guided_rows(G, a, b, 0, 37)
+    out = np.empty((5, 50, 2), np.float32)
+    for r0 in range(0, 37, 5):
+        r1 = min(r0 + 5, 37)
+        block = guided_rows(G, a, b, r0, r1, out[: r1 - r0])
+        assert block.base is out or block is out
+        np.testing.assert_array_equal(block, whole[r0:r1])
+    assert guided_rows(G, a, b, 10, 10).shape == (0, 50, 2)
+
+
+def test_guided_rows_validates_its_arguments():
+    a, b = _coefficients((3, 4), (2,))
+    G = np.zeros((9, 12), np.float32)
+    with pytest.raises(ValueError, match="0 <= r0 <= r1 <= 9"):
+        guided_rows(G, a, b, 5, 10)
+    with pytest.raises(ValueError, match="one shape"):
+        guided_rows(G, a, b[..., :1], 0, 9)
+    with pytest.raises(ValueError, match="expected C-contiguous float32"):
+        guided_rows(G, a, b, 0, 9, np.empty((9, 12, 2), np.float64))
+    with pytest.raises(ValueError, match=r"expected \(H, W\)"):
+        guided_rows(G[0], a, b, 0, 1)
+
+
+@pytest.mark.parametrize("full", [(40, 60), (41, 59), (1, 90), (90, 1), (12, 12)], ids=str)
+def test_guided_upsample_keeps_a_constant_chroma(full):
+    G = _rng(45).random(full).astype(np.float32)
+    low = (max(1, full[0] // 4), max(1, full[1] // 4))
+    g_low = downsample(G, low)
+    p_low = np.broadcast_to(np.float32([12.5, -30.0]), (*low, 2))
+    uv = guided_upsample(G, g_low, p_low, 2, 3e-3)
+    assert uv.shape == (*full, 2) and uv.dtype == np.float32
+    np.testing.assert_allclose(uv, np.broadcast_to([12.5, -30.0], uv.shape), atol=1e-3)
+
+
+def test_guided_upsample_at_equal_size_is_the_guided_filter():
+    G = _rng(46).random((30, 40)).astype(np.float32)
+    p = _rng(47).normal(0, 20, (30, 40, 2)).astype(np.float32)
+    np.testing.assert_allclose(
+        guided_upsample(G, G, p, 3, 1e-3), guided_filter(G, p, 3, 1e-3), rtol=0, atol=1e-4
+    )
+
+
+@pytest.mark.parametrize("full, factor", [((60, 90), 6), ((61, 89), 5), ((1, 240), 8)], ids=str)
+def test_guided_upsample_keeps_chroma_on_its_side_of_an_edge_of_the_guide(full, factor):
+    """Chroma that follows a step of the full guide at the low resolution comes back at
+    full resolution with the step where the guide has it, sharper than bilinear."""
+    H, W = full
+    edge = W // 2 + factor // 2  # not on the low-resolution grid
+    G = np.zeros(full, np.float32)
+    G[:, edge:] = 1.0
+    low = (max(1, H // factor), W // factor)
+    g_low = downsample(G, low)
+    p_low = np.stack([40 * g_low - 20, 10 - 20 * g_low], axis=2)  # follows g_low
+    ideal = np.stack([40 * G - 20, 10 - 20 * G], axis=2)
+    uv = guided_upsample(G, g_low, p_low, 2, 1e-4)
+    plain = resample(p_low, full)
+    # Every pixel on its side of the step (ideal: -20 left, +20 right), which bilinear
+    # upsampling of the same chroma smears over a few pixels.
+    assert np.all(uv[:, :edge, 0] < -15) and np.all(uv[:, edge:, 0] > 15)
+    assert np.any(np.abs(plain[:, edge - 2 : edge + 2, 0]) < 10)
+    err, plain_err = np.abs(uv - ideal).max(), np.abs(plain - ideal).max()
+    assert err < 0.25 * plain_err
+
+
+def test_guided_upsample_of_one_channel_returns_two_dimensions():
+    G = _rng(48).random((20, 30)).astype(np.float32)
+    p_low = _rng(49).random((5, 6)).astype(np.float32)
+    out = guided_upsample(G * 100, downsample(G, (5, 6)), p_low, 1, 1e-2, scale=0.01)
+    assert out.shape == (20, 30) and out.dtype == np.float32
+    mean_a, mean_b = guided_coefficients(downsample(G, (5, 6)), p_low, 1, 1e-2)
+    expected = naive.guided_rows(G * 100, mean_a, mean_b, 0, 20, scale=0.01)
+    np.testing.assert_allclose(out, expected, atol=1e-4)
