@@ -71,12 +71,13 @@ def _inference_model(path, work_size=None, **options):
 
 
 def _with_work_size(model, work_size, path):
-    """``model`` predicting at ``work_size`` px on the long side (None: as trained)."""
+    """``model`` predicting at ``work_size`` px on the long side (None: as trained, 0:
+    at full resolution)."""
     if work_size is None:
         return model
     if "work_size" not in model.get_params():
         raise SomcolorError(f"{path}: --work-size applies to SOM models only")
-    return model.set_params(work_size=work_size)
+    return model.set_params(work_size=work_size or None)
 
 
 # ---------------------------------------------------------------------------- types
@@ -115,7 +116,10 @@ def _add_work_size(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--work-size",
         type=_work_size,
-        help="predict at this long side in px and upsample the chroma (faster; default: full)",
+        help=(
+            "predict at this long side in px and upsample the chroma; 0 or full: at full "
+            "resolution (default: the model's own)"
+        ),
     )
 
 
@@ -452,7 +456,9 @@ def cmd_train(args) -> int:
     if args.backend == "som" and (args.epochs is not None or args.device is not None):
         _error("--epochs and --device apply to the CNN back ends (som: see --max-iter)")
         return EXIT_USAGE
-    given = [k for k in SOM_TRAIN_OPTIONS if getattr(args, k) not in (None, False)]
+    # Options not given are None (False for flags); --work-size 0 (full resolution) is
+    # the Colorizer's default, None, so it counts as not given either.
+    given = [k for k in SOM_TRAIN_OPTIONS if getattr(args, k) not in (None, False, 0)]
     refused = [k for k in given if k not in CNN_TRAIN_OPTIONS.get(args.backend, ())]
     if args.backend != "som" and refused:
         options = ", ".join("--" + k.replace("_", "-") for k in refused)

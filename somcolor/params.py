@@ -127,9 +127,19 @@ def parse_odd(text: str) -> int:
 
 
 def parse_work_size(text: str) -> int:
-    n = parse_positive(text)
+    """A working size in pixels, or ``0`` for ``0`` / ``full``: predict at full resolution.
+
+    >>> parse_work_size("256"), parse_work_size("full"), parse_work_size("0")
+    (256, 0, 0)
+    """
+    if str(text).strip().lower() in ("0", "full"):
+        return 0
+    try:
+        n = parse_positive(text)
+    except ValueError:
+        n = 0
     if n < MIN_WORK_SIZE:
-        raise ValueError(f"expected at least {MIN_WORK_SIZE} pixels, got {text!r}")
+        raise ValueError(f"expected 0, full or at least {MIN_WORK_SIZE} pixels, got {text!r}")
     return n
 
 

@@ -41,7 +41,7 @@ from .params import TUPLE_PARAMS, check_params
 from .patches import sample_positions
 from .predict import ColorizeInfo, Predictor
 from .quantize import SOMQuantizer, rebalance_weights
-from .resize import resample, working_shape
+from .resize import downsample, working_shape
 
 __all__ = ["Colorizer", "ColorizeInfo"]
 
@@ -200,7 +200,9 @@ class Colorizer(BaseEstimator):
         for i, item in enumerate(iterator):
             image = read_image(item) if isinstance(item, str | Path) else item
             luv = rgb_to_luv(to_float_rgb(image)).astype(np.float32, copy=False)
-            luv = resample(luv, working_shape(luv.shape[:2], self.work_size))
+            shape = working_shape(luv.shape[:2], self.work_size)  # as Predictor._work_L
+            if shape != luv.shape[:2]:
+                luv = np.stack([downsample(luv[..., c], shape) for c in range(3)], axis=-1)
             L, uv = split_luv(luv)
             index = sample_positions(L.shape, self.pixels_per_image, rng)
             features_at(L, index, spec, out=X[n : n + len(index)])

@@ -39,20 +39,27 @@ import numpy as np
 
 from . import modelfile
 from .color import check_image, compose, luminance
-from .decode import DECODERS, get_decoder
+from .decode import DECODERS
 from .exceptions import ModelFormatError, SomcolorError
-from .features import FeatureSpec, image_features
-from .fused import patch_uv, rows_reached
+from .features import FeatureSpec, _Prepared, image_features
+from .fused import context_uv, patch_uv, rows_reached
 from .io import read_image
 from .network import forward_packed, pack
 from .params import INFERENCE_PARAMS, check_params
-from .resize import resample, working_shape
-from .smooth import guided_filter
+from .resize import downsample, working_shape
+from .smooth import guided_coefficients, guided_rows
 
 __all__ = ["BLOCK_PIXELS", "ColorizeInfo", "Predictor"]
 
 #: Pixels (rows x width) whose patches are built and classified at once.
 BLOCK_PIXELS = 1 << 16
+
+
+def _row_blocks(H: int, W: int):
+    """``(r0, r1)`` of consecutive blocks of whole rows, about ``BLOCK_PIXELS`` each."""
+    step = max(1, BLOCK_PIXELS // max(W, 1))
+    for r0 in range(0, H, step):
+        yield r0, min(H, r0 + step)
 
 
 @dataclass
@@ -193,9 +200,8 @@ class Predictor:
         Returns ``(proba, shape)``: ``proba`` is float32 ``(h * w, n_classes)`` with
         columns following ``classes``, ``shape`` is ``(h, w)``.
         """
-        L = np.asarray(L, dtype=np.float32)
-        shape = working_shape(L.shape, self.work_size)
-        L_work = resample(L, shape)
+        L_work = self._work_L(np.asarray(L, dtype=np.float32))
+        shape = L_work.shape
         proba = np.empty((shape[0] * shape[1], len(self.classes)), np.float32)
         w = shape[1]
         for r0, r1, X in image_features(L_work, self.feature_spec, BLOCK_PIXELS):
@@ -205,16 +211,15 @@ class Predictor:
     def predict_uv(self, L: np.ndarray, *, return_codes: bool = False):
         """Predicted chroma ``(H, W, 2)`` float32 for a luminance image ``(H, W)``.
 
-        Probabilities at the working resolution are decoded, upsampled to the full
-        image and smoothed with the full-resolution L as guide. With ``return_codes``
-        also returns the most probable code per pixel at the working resolution.
+        The chroma is predicted at the working resolution and brought to the full
+        image guided by its L (:meth:`_full_uv_rows`). With ``return_codes`` also
+        returns the most probable code per pixel at the working resolution.
         """
-        L = np.asarray(L, dtype=np.float32)
-        uv, top, shape = self._work_uv(L)
-        uv = resample(uv.reshape(*shape, 2), L.shape)
-        if self.smooth_radius > 0:
-            radius = max(1, round(self.smooth_radius * max(L.shape)))
-            uv = guided_filter(L / np.float32(100), uv, radius, self.smooth_eps)
+        L = np.ascontiguousarray(L, dtype=np.float32)
+        uv = np.empty((*L.shape, 2), dtype=np.float32)
+        rows, top, shape = self._upsampler(L)
+        for r0, r1 in _row_blocks(*L.shape):
+            rows(r0, r1, uv[r0:r1])
         if return_codes:
             return uv, self.classes[top].reshape(shape)
         return uv
@@ -228,38 +233,82 @@ class Predictor:
         t0 = time.perf_counter()
         if isinstance(image, str | Path):
             image = read_image(image)
-        shape = np.shape(image)[:2]
+        image = np.asarray(image)
+        shape = check_image(image).shape[:2]
         full_size = working_shape(shape, self.work_size) == shape
         if full_size and not self.smooth_radius > 0:
             out, clipped = self._colorize_rows(image)
         else:
-            L = luminance(image).astype(np.float32, copy=False)
-            out, clipped = compose(L, self.predict_uv(L))
+            out, clipped = self._colorize_guided(image)
         if not return_info:
             return out
         info = ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
         return out, info
 
     # ------------------------------------------------------------ the paths (module docstring)
-    def _work_uv(self, L: np.ndarray) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-        """UV ``(h * w, 2)`` float32 and the most probable column at the working size
-        (fused kernel over the whole working-size L, else block by block)."""
-        shape = working_shape(L.shape, self.work_size)
-        L_work = resample(L, shape)
+    def _work_L(self, L: np.ndarray) -> np.ndarray:
+        """The luminance at the working size (area average; the image's own if smaller)."""
+        return downsample(L, working_shape(L.shape, self.work_size))
+
+    def _work_uv(self, L_work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """UV ``(h * w, 2)`` float32 and the most probable column of every pixel of a
+        working-size L, through the fused kernel of the model's features."""
         if self.feature_spec.patch_only:
-            uv, top = self._uv_rows(L_work, 0, shape[0], 0, shape[0])
-            return uv, top, shape
-        w = shape[1]
-        uv = np.empty((shape[0] * w, 2), dtype=np.float32)
-        top = np.empty(shape[0] * w, dtype=np.int64)
-        for r0, r1, proba, block_uv in self._decoded_blocks(L_work):
-            uv[r0 * w : r1 * w] = block_uv
-            top[r0 * w : r1 * w] = np.argmax(proba, axis=1)
-        return uv, top, shape
+            return self._uv_rows(L_work, 0, L_work.shape[0], 0, L_work.shape[0])
+        return self._context_rows(_Prepared(L_work, self.feature_spec), 0, L_work.shape[0])
+
+    def _upsampler(self, L: np.ndarray):
+        """Predict at the working size; returns ``(rows, top, shape)`` where
+        ``rows(r0, r1, out)`` writes the full-size UV of rows ``r0:r1`` into ``out``.
+
+        With smoothing, the guided filter's coefficients are fitted at the working size
+        (guide: the working L / 100, radius ``smooth_radius`` x its long side) and
+        applied to the full-resolution L (He & Sun's fast guided filter); without, the
+        UV is interpolated bilinearly. Either way no full-size array is built here.
+        """
+        L_work = self._work_L(L)
+        shape = L_work.shape
+        uv, top = self._work_uv(L_work)
+        uv = uv.reshape(*shape, 2)
+        if self.smooth_radius > 0:
+            radius = max(1, round(self.smooth_radius * max(shape)))
+            mean_a, mean_b = guided_coefficients(
+                L_work / np.float32(100), uv, radius, self.smooth_eps
+            )
+        elif shape == L.shape:  # full resolution, no smoothing: the prediction itself
+
+            def rows(r0, r1, out):
+                out[...] = uv[r0:r1]
+                return out
+
+            return rows, top, shape
+        else:  # bilinear: the guided form with a = 0
+            mean_a, mean_b = np.zeros_like(uv), uv
+
+        def rows(r0, r1, out):
+            return guided_rows(L, mean_a, mean_b, r0, r1, out, scale=0.01)
+
+        return rows, top, shape
+
+    def _colorize_guided(self, image: np.ndarray) -> tuple[np.ndarray, int]:
+        """Predict at the working size (or full size with smoothing), then each block of
+        rows: UV brought up guided by L and composed to RGB at once, so memory holds
+        the input, its L and the output, plus one block."""
+        L = luminance(image).astype(np.float32, copy=False)
+        H, W = L.shape
+        rows, _, _ = self._upsampler(L)
+        out = np.empty((H, W, 3), dtype=np.uint8)
+        block = np.empty((min(H, max(1, BLOCK_PIXELS // max(W, 1))), W, 2), dtype=np.float32)
+        clipped = 0
+        for r0, r1 in _row_blocks(H, W):
+            uv = rows(r0, r1, block[: r1 - r0])
+            out[r0:r1], n = compose(L[r0:r1], uv)
+            clipped += n
+        return out, clipped
 
     def _colorize_rows(self, image) -> tuple[np.ndarray, int]:
         """Full resolution, no smoothing: each block of rows goes from the input to RGB
-        at once. With the fused kernel only the block's L (and the rows its patches
+        at once. With the L-patch kernel only the block's L (and the rows its patches
         reach) is computed, so memory holds the input and the output, plus one block."""
         image = np.asarray(image)
         H, W = check_image(image).shape[:2]
@@ -267,14 +316,14 @@ class Predictor:
         clipped = 0
         if not self.feature_spec.patch_only:
             L = luminance(image).astype(np.float32, copy=False)
-            for r0, r1, _, uv in self._decoded_blocks(L):
+            prepared = _Prepared(L, self.feature_spec)
+            for r0, r1 in _row_blocks(H, W):
+                uv, _ = self._context_rows(prepared, r0, r1)
                 out[r0:r1], n = compose(L[r0:r1], uv.reshape(r1 - r0, W, 2))
                 clipped += n
             return out, clipped
         k = self.feature_spec.patch_size
-        step = max(1, BLOCK_PIXELS // max(W, 1))
-        for r0 in range(0, H, step):
-            r1 = min(H, r0 + step)
+        for r0, r1 in _row_blocks(H, W):
             lo, hi = rows_reached(r0, r1, k, H)
             L = luminance(image[lo:hi]).astype(np.float32, copy=False)
             uv, _ = self._uv_rows(L, lo, H, r0, r1)
@@ -284,7 +333,7 @@ class Predictor:
 
     def _uv_rows(self, L, row0, height, r0, r1) -> tuple[np.ndarray, np.ndarray]:
         """UV ``(n, 2)`` float32 and the most probable column of rows ``r0:r1``
-        (fused kernel; ``L`` holds rows ``row0:`` of the image)."""
+        (L-patch kernel; ``L`` holds rows ``row0:`` of the image)."""
         return patch_uv(
             L,
             row0,
@@ -301,16 +350,27 @@ class Predictor:
             self.codebook[self.classes],
         )
 
-    def _decoded_blocks(self, L: np.ndarray):
-        """Yield ``(row_start, row_stop, proba, uv)`` for consecutive row blocks of ``L``:
-        the block's probabilities and their decoded UV (float32), one block at a time,
-        never the whole image's (models without the fused kernel)."""
-        decode = get_decoder(self.decoder)
-        proba = np.empty((BLOCK_PIXELS + L.shape[1], len(self.classes)), np.float32)
-        for r0, r1, X in image_features(L, self.feature_spec, BLOCK_PIXELS):
-            p = self._forward(X, proba[: len(X)])
-            uv = decode(p, self.classes, self.codebook, self.temperature).astype(np.float32)
-            yield r0, r1, p, uv
+    def _context_rows(self, prepared: _Prepared, r0: int, r1: int):
+        """UV ``(n, 2)`` float32 and the most probable column of rows ``r0:r1`` of a
+        prepared image (context kernel: coarse levels, position, statistics)."""
+        weights, biases, sizes = self._packed
+        return context_uv(
+            prepared.L,
+            self.feature_spec,
+            prepared.levels,
+            prepared.stats,
+            self.mean,
+            self.scale,
+            weights,
+            biases,
+            sizes,
+            self.out_activation == "logistic",
+            DECODERS[self.decoder].mode,
+            self.temperature,
+            self.codebook[self.classes],
+            r0,
+            r1,
+        )
 
     def _forward(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
         """The network's probabilities of the feature rows ``X``, written into ``out``."""

@@ -790,7 +790,39 @@ def test_work_size_colorizes_at_that_long_side_and_keeps_the_input_size(
     assert not np.array_equal(outs[16], outs[None])  # predicted on 12x16, not 48x64
 
 
-@pytest.mark.parametrize("size", ["4", "0", "big"])
+@pytest.mark.parametrize("full", ["0", "full"])
+def test_work_size_0_or_full_predicts_at_full_resolution_over_the_models_own(
+    cli, make_image, tiny_model_path, tmp_path, full
+):
+    from somcolor.io import read_image
+    from somcolor.predict import Predictor
+
+    model = Predictor.from_file(tiny_model_path).set_params(work_size=16)
+    recorded = tmp_path / "work16.npz"
+    from somcolor import modelfile
+
+    modelfile.write(
+        recorded,
+        model.model_arrays(),
+        {
+            **model.metadata_,
+            "config": {k: list(v) if isinstance(v, tuple) else v for k, v in model.config.items()},
+        },
+    )
+    src = make_image("scan.png", "gray", shape=(48, 64))
+    outs = {}
+    for name, extra in (("own", []), ("full", ["--work-size", full])):
+        dst = tmp_path / f"out_{name}.png"
+        r = cli("colorize", src, "-o", dst, "--model", recorded, "-q", *extra)
+        assert r.code == 0, r.err
+        outs[name] = np.asarray(Image.open(dst))
+    image = read_image(src)
+    assert np.array_equal(outs["own"], model.colorize(image))
+    assert np.array_equal(outs["full"], model.set_params(work_size=None).colorize(image))
+    assert not np.array_equal(outs["own"], outs["full"])
+
+
+@pytest.mark.parametrize("size", ["4", "-1", "big"])
 def test_work_size_below_8_pixels_is_a_usage_error(cli, make_image, tiny_model_path, size):
     src = make_image("scan.png", "gray")
     r = cli("colorize", src, "--model", tiny_model_path, "--work-size", size)

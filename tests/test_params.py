@@ -106,7 +106,7 @@ def test_bad_hidden_layers_say_what_was_expected(text):
     [
         (params.parse_odd, "4", "expected a positive odd integer, got '4'"),
         (params.parse_positive, "0", "expected a positive integer, got '0'"),
-        (params.parse_work_size, "4", "expected at least 8 pixels, got '4'"),
+        (params.parse_work_size, "4", "expected 0, full or at least 8 pixels, got '4'"),
         (params.parse_positive_float, "nan", "expected a positive number, got 'nan'"),
         (params.parse_fraction, "1", "expected a fraction in [0, 1), got '1'"),
         (params.parse_factors, "1,4", "scale factors must be >= 2, got '1,4'"),

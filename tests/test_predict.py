@@ -315,11 +315,12 @@ def test_a_working_size_at_least_the_image_colorizes_as_full_resolution(tiny_mod
 
 @pytest.mark.parametrize("decoder", list(DECODERS))
 @pytest.mark.parametrize("work_size", [None, 20])
-def test_context_models_decode_block_by_block_as_from_the_whole_probability_array(
+def test_context_models_predict_as_decoding_the_whole_probability_array(
     tmp_path, monkeypatch, decoder, work_size
 ):
-    """predict_uv of a model without the fused kernel decodes one block of probabilities
-    at a time; the result is that of decoding predict_proba's whole array."""
+    """predict_uv of a context model (fused context kernel, then upsampling a block of
+    rows at a time) gives what decoding predict_proba's whole array and resizing it
+    gives, to float32 rounding (the kernel decodes a softmax from its logits)."""
     from somcolor.decode import get_decoder
     from somcolor.resize import resample
 
@@ -331,8 +332,11 @@ def test_context_models_decode_block_by_block_as_from_the_whole_probability_arra
     proba, shape = p.predict_proba(L)
     whole = get_decoder(decoder)(proba, p.classes, p.codebook, p.temperature)
     expected = resample(whole.astype(np.float32).reshape(*shape, 2), L.shape)
+    top = np.sort(proba, axis=1)
+    clear = (top[:, -1] - top[:, -2] > 1e-5).reshape(shape)  # no float32 tie for the top
     for block in (1 << 16, 50, 7):  # one block, several, one row at a time (W = 29 > 7)
         monkeypatch.setattr(predict, "BLOCK_PIXELS", block)
         uv, codes = p.predict_uv(L, return_codes=True)
-        np.testing.assert_array_equal(uv, expected)
-        np.testing.assert_array_equal(codes, p.classes[np.argmax(proba, axis=1)].reshape(shape))
+        np.testing.assert_allclose(uv, expected, rtol=1e-5, atol=2e-4)
+        best = p.classes[np.argmax(proba, axis=1)].reshape(shape)
+        np.testing.assert_array_equal(codes[clear], best[clear])
