@@ -23,35 +23,71 @@ from ._threads import threads_for
 _TILE = 128
 
 
+@nb.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy", inline="always")
+def _dense_one(src, n_in, weights, w_at, n_out, j, o):
+    """``o += W[:, j].T @ src[:n_in]``: one output, four inputs per pass over the tile."""
+    k = 0
+    while k + 4 <= n_in:
+        w0 = weights[w_at + k * n_out + j]
+        w1 = weights[w_at + (k + 1) * n_out + j]
+        w2 = weights[w_at + (k + 2) * n_out + j]
+        w3 = weights[w_at + (k + 3) * n_out + j]
+        s0, s1, s2, s3 = src[k], src[k + 1], src[k + 2], src[k + 3]
+        for t in range(_TILE):
+            o[t] += w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
+        k += 4
+    while k < n_in:
+        w = weights[w_at + k * n_out + j]
+        s = src[k]
+        for t in range(_TILE):
+            o[t] += w * s[t]
+        k += 1
+
+
 @nb.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
 def _dense(src, n_in, weights, biases, w_at, b_at, n_out, relu, dst):
     """``dst[:n_out] = act(W.T @ src[:n_in] + b)`` on a tile stored features x rows.
 
     The loops over the tile's rows are innermost, contiguous and of constant length,
-    so they vectorize; four inputs are accumulated per pass over the outputs.
+    so they vectorize. Two outputs share each pass over four inputs (half the loads
+    of the inputs per multiply-add); every output still sums its inputs in the same
+    order, so the result does not depend on that pairing.
     """
     for j in range(n_out):
         o = dst[j]
         bias = biases[b_at + j]
         for t in range(_TILE):
             o[t] = bias
+    j = 0
+    while j + 2 <= n_out:
+        o, p = dst[j], dst[j + 1]
         k = 0
         while k + 4 <= n_in:
-            w0 = weights[w_at + k * n_out + j]
-            w1 = weights[w_at + (k + 1) * n_out + j]
-            w2 = weights[w_at + (k + 2) * n_out + j]
-            w3 = weights[w_at + (k + 3) * n_out + j]
+            at = w_at + k * n_out + j
+            w0, v0 = weights[at], weights[at + 1]
+            w1, v1 = weights[at + n_out], weights[at + n_out + 1]
+            w2, v2 = weights[at + 2 * n_out], weights[at + 2 * n_out + 1]
+            w3, v3 = weights[at + 3 * n_out], weights[at + 3 * n_out + 1]
             s0, s1, s2, s3 = src[k], src[k + 1], src[k + 2], src[k + 3]
             for t in range(_TILE):
-                o[t] += w0 * s0[t] + w1 * s1[t] + w2 * s2[t] + w3 * s3[t]
+                a0, a1, a2, a3 = s0[t], s1[t], s2[t], s3[t]
+                o[t] += w0 * a0 + w1 * a1 + w2 * a2 + w3 * a3
+                p[t] += v0 * a0 + v1 * a1 + v2 * a2 + v3 * a3
             k += 4
         while k < n_in:
-            w = weights[w_at + k * n_out + j]
+            at = w_at + k * n_out + j
+            w, v = weights[at], weights[at + 1]
             s = src[k]
             for t in range(_TILE):
                 o[t] += w * s[t]
+                p[t] += v * s[t]
             k += 1
-        if relu:
+        j += 2
+    if j < n_out:
+        _dense_one(src, n_in, weights, w_at, n_out, j, dst[j])
+    if relu:
+        for j in range(n_out):
+            o = dst[j]
             for t in range(_TILE):
                 o[t] = max(o[t], np.float32(0))
 
