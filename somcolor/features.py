@@ -4,7 +4,7 @@ The paper's feature is the k x k luminance patch around the pixel. A patch sees
 brightness and texture, not objects; :class:`FeatureSpec` adds, each optionally:
 
 * ``scales``: for each factor ``f``, an ``m x m`` patch (``scale_patch_size``) of L
-  downsampled by ``f`` (anti-aliased), centred on the pixel's position there: the
+  averaged over ``f x f`` areas, centred on the pixel's position there: the
   neighbourhood ``f`` times wider at the cost of ``m * m`` more inputs;
 * ``position``: the pixel's relative row and column (0..1), the paper's proposed
   future work (skies are at the top);
@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .patches import check_patch_size, image_patches, patches_at
+from .resize import downsample
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,11 @@ class _Prepared:
     def __init__(self, L: np.ndarray, spec: FeatureSpec):
         self.L = np.ascontiguousarray(L, dtype=np.float32)
         H, W = self.L.shape
-        self.levels = []
-        if spec.scales:
-            # Imported here: scikit-image's resize pulls in scipy.ndimage (0.3-0.4 s),
-            # which a model with only the L patch never needs.
-            from skimage.transform import resize
-        for f in spec.scales:
-            shape = (max(1, -(-H // f)), max(1, -(-W // f)))
-            level = resize(self.L, shape, order=1, anti_aliasing=True, preserve_range=True)
-            self.levels.append(np.ascontiguousarray(level, dtype=np.float32))
+        # Each coarse level is L averaged over f x f areas (ceil(H / f) x ceil(W / f)
+        # pixels), as the working size itself is made (:func:`~somcolor.resize.downsample`).
+        self.levels = [
+            downsample(self.L, (max(1, -(-H // f)), max(1, -(-W // f)))) for f in spec.scales
+        ]
         self.stats = (
             np.array([self.L.mean(), self.L.std()], dtype=np.float32) if spec.image_stats else None
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import naive
 import numpy as np
 import pytest
-from skimage.transform import resize
 
 from somcolor.exceptions import SomcolorError
 from somcolor.features import FeatureSpec, features_at, image_features
@@ -31,10 +30,11 @@ def _all_pixels(shape):
 
 
 def _naive_coarse(L, flat_index, f, m):
-    """The m x m patch of L shrunk by f, around the coarse pixel covering each pixel's centre."""
+    """The m x m patch of L averaged over f x f areas, around the coarse pixel covering
+    each pixel's centre."""
     H, W = L.shape
     h, w = -(-H // f), -(-W // f)
-    level = resize(L.astype(np.float64), (h, w), order=1, anti_aliasing=True, preserve_range=True)
+    level = naive.downsample(L.astype(np.float64), (h, w))
     padded = np.pad(level, m // 2, mode="symmetric")
     out = []
     for flat in flat_index:
