@@ -8,7 +8,8 @@ passes the size limit, before the rest is read. (FastAPI's ``UploadFile`` would 
 large files to the system's shared temp folder, and only after the whole body is in.)
 
 What a file *is* is decided by its content only: Pillow, limited to
-:data:`IMAGE_FORMATS`, for photos; :func:`somcolor.video.is_video` for videos.
+:data:`somcolor.io.IMAGE_FORMATS` (the list the CLI reads too), for photos;
+:func:`somcolor.video.is_video` for videos.
 """
 
 from __future__ import annotations
@@ -25,9 +26,7 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
-#: Photo formats accepted, as Pillow names them. Pillow opens many more (EPS, PSD, ...);
-#: only these common, well-fuzzed ones are let in.
-IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+from ..io import IMAGE_FORMATS
 
 #: Leading bytes of those formats: a file that starts like one but does not decode is
 #: reported as a corrupt photo rather than as a foreign type.
