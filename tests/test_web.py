@@ -865,3 +865,13 @@ def test_models_folder_name_clashes_keep_both_models_with_a_warning(
     assert models_offered["default-3"] == "default.npz"
     assert models_offered["default"] == "bundled model"
     assert "default.npz is offered as 'default-3'" in caplog.text
+
+
+def test_an_oversized_part_header_is_refused_at_once(client):
+    """python-multipart >= 0.0.27 bounds part headers (0.0.26 parsed 32 MiB of one)."""
+    body = (
+        '--B\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        f"X-Pad: {'a' * (8 << 20)}\r\n\r\nxx\r\n--B--\r\n"
+    ).encode()
+    headers = {"content-type": "multipart/form-data; boundary=B"}
+    refused(client.post("/api/colorize", content=body, headers=headers), 400, "bad_form")
