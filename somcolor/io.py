@@ -26,6 +26,12 @@ from .exceptions import ImageReadError, SomcolorError
 #: Larger files are refused before their pixels are decoded (decompression bombs).
 MAX_PIXELS = 100_000_000
 
+#: The image formats read, as Pillow names them: by the CLI (:func:`read_image`) and by
+#: the web server's uploads alike. Pillow opens many more (EPS, PSD, ICNS, ...); only
+#: these common, well-fuzzed ones are let in. ``MPO`` is the JPEG variant many cameras
+#: write (Pillow reads it through its JPEG plugin).
+IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+
 #: File endings treated as images when a folder is listed.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
 
@@ -36,7 +42,7 @@ def read_image(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     Parameters
     ----------
     path : str or Path
-        The image file. Any format Pillow reads (PNG, JPEG, TIFF, BMP, WebP, ...).
+        The image file, in one of :data:`IMAGE_FORMATS` (judged by content, not name).
     max_pixels : int
         Refuse images with more pixels than this, before decoding them.
 
@@ -62,7 +68,7 @@ def read_image(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         with warnings.catch_warnings():
             # We apply our own pixel limit below; Pillow's bomb warning would only be noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
+            with Image.open(path, formats=IMAGE_FORMATS) as im:
                 width, height = im.size
                 if width * height > max_pixels:
                     raise ImageReadError(
@@ -75,7 +81,10 @@ def read_image(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except ImageReadError:
         raise
     except UnidentifiedImageError:
-        raise ImageReadError(f"{path}: not an image file Pillow can read") from None
+        formats = ", ".join(IMAGE_FORMATS)
+        raise ImageReadError(
+            f"{path}: not an image file of a format read here ({formats})"
+        ) from None
     except Image.DecompressionBombError as exc:
         raise ImageReadError(f"{path}: image too large ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

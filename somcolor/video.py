@@ -84,8 +84,20 @@ PRESETS = (
 )
 #: Bit rate of re-encoded AAC audio, per channel.
 AAC_BITRATE_PER_CHANNEL = 96_000
-#: FFmpeg demuxers that read still images (besides every ``*_pipe``): not videos here.
-_IMAGE_DEMUXERS = frozenset({"image2", "gif", "apng", "webp", "tty"})
+#: The FFmpeg demuxers a video is read with (FFmpeg has hundreds: playlists such as
+#: ``concat`` or ``hls`` open other files or URLs, image demuxers read stills). Files
+#: are still identified by content; one that only another demuxer reads is refused.
+DEMUXERS = (
+    "mov",  # MP4, MOV, M4V (FFmpeg's "mov,mp4,m4a,3gp,3g2,mj2")
+    "matroska",  # MKV and WebM ("matroska,webm")
+    "avi",
+    "h264",  # raw H.264 elementary stream (.h264, .264)
+    "hevc",  # raw H.265 elementary stream (.h265, .hevc)
+)
+#: What :data:`DEMUXERS` covers, in words, for error messages.
+_DEMUXERS_IN_WORDS = "MP4/MOV, Matroska/WebM, AVI, raw H.264 or H.265"
+#: Passed to FFmpeg when opening an input: only those demuxers, only local files.
+_INPUT_OPTIONS = {"format_whitelist": ",".join(DEMUXERS), "protocol_whitelist": "file"}
 #: ISO-BMFF brands of still-image files (HEIF, AVIF): ``ftyp`` alone does not mean video.
 _IMAGE_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
 
@@ -136,9 +148,22 @@ def _looks_like_video(path: Path) -> bool:
     return head.startswith(b"\x1a\x45\xdf\xa3") or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
 
 
-def _is_image_format(container) -> bool:
-    names = set(container.format.name.split(","))
-    return bool(names & _IMAGE_DEMUXERS) or any(n.endswith("_pipe") for n in names)
+def _av_open(av, path: Path):
+    """Open ``path`` for reading with one of :data:`DEMUXERS` (FFmpeg errors propagate)."""
+    return av.open(str(path), metadata_errors="replace", container_options=_INPUT_OPTIONS)
+
+
+def _is_still_image(path: Path) -> bool:
+    """Whether ``path`` is a photo in one of :data:`somcolor.io.IMAGE_FORMATS`."""
+    from PIL import Image
+
+    from .io import IMAGE_FORMATS
+
+    try:
+        with Image.open(path, formats=IMAGE_FORMATS):
+            return True
+    except Exception:  # noqa: BLE001 - anything Pillow cannot open is not a photo here
+        return False
 
 
 def _video_streams(container) -> list:
@@ -150,8 +175,8 @@ def _video_streams(container) -> list:
 def is_video(path) -> bool:
     """Whether ``path`` is a video file, judged by probing its content (not its name).
 
-    A video is a file FFmpeg opens as a container (not a still-image format) with at
-    least one video stream that is not cover art. Never raises for unreadable files
+    A video is a file FFmpeg opens with one of :data:`DEMUXERS` with at least one
+    video stream that is not cover art. Never raises for unreadable files
     (they are not videos), except that without the ``video`` extra a file that looks
     like a video container raises :class:`VideoError` with the install hint.
     """
@@ -165,8 +190,8 @@ def is_video(path) -> bool:
             raise VideoError(f"{path}: {exc}") from None
         return False
     try:
-        with av.open(str(path), metadata_errors="replace") as container:
-            return not _is_image_format(container) and bool(_video_streams(container))
+        with _av_open(av, path) as container:
+            return bool(_video_streams(container))
     except (av.FFmpegError, OSError, ValueError, UnicodeError):
         return False
 
@@ -180,17 +205,22 @@ def _open_input(av, path: Path):
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: empty file (0 bytes)")
     try:
-        return av.open(str(path), metadata_errors="replace")
+        return _av_open(av, path)
     except av.FFmpegError as exc:
-        raise VideoError(f"{path}: not a video file FFmpeg can read ({_one_line(exc)})") from None
+        if _is_still_image(path):
+            raise VideoError(
+                f"{path}: a still image, not a video (use 'somcolor colorize')"
+            ) from None
+        raise VideoError(
+            f"{path}: not a video file of a format read here ({_DEMUXERS_IN_WORDS}): "
+            f"{_one_line(exc)}"
+        ) from None
     except (OSError, ValueError, UnicodeError) as exc:
         raise VideoError(f"{path}: cannot open ({_one_line(exc)})") from None
 
 
 def _video_stream(container, path: Path):
-    """The video stream to colorize; refuses still images, undecodable and truncated files."""
-    if _is_image_format(container):
-        raise VideoError(f"{path}: a still image, not a video (use 'somcolor colorize')")
+    """The video stream to colorize; refuses undecodable and truncated files."""
     streams = _video_streams(container)
     if not streams:
         kinds = ", ".join(s.type for s in container.streams) or "no stream holds any data"
@@ -275,15 +305,49 @@ def colorize_frame(model, rgb: np.ndarray, smoother: TemporalSmoother | None = N
     return out, L, clipped
 
 
+@dataclass(frozen=True)
+class _Bounds:
+    """What one :func:`colorize_video` run may take; None is no bound.
+
+    Every decoded frame is checked against all of them (a header can lie), and the
+    output's size after every batch of frames. The web server sets them all; the CLI
+    only ``max_pixels``.
+    """
+
+    max_pixels: int | None = None  #: pixels per frame
+    max_frames: int | None = None  #: frames decoded
+    max_duration: float | None = None  #: seconds of video, first frame to last
+    max_seconds: float | None = None  #: wall-clock seconds of the whole run
+    max_output_bytes: int | None = None  #: size of the output file
+    cancel: object = None  #: anything with ``is_set()`` (a threading.Event): stop when set
+
+    def __post_init__(self):
+        for name in ("max_pixels", "max_frames", "max_duration", "max_seconds", "max_output_bytes"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool)
+                or not isinstance(value, int | float | np.number)
+                or not value > 0
+            ):
+                raise VideoError(f"{name} must be a positive number or None, got {value!r}")
+
+
 class _Transcoder:
     """One run of :func:`colorize_video`: decode -> colorize -> encode, plus the audio."""
 
-    def __init__(self, av, src, inp, video, audio, model, *, smoother, fmt, crf, preset, progress):
+    def __init__(
+        self, av, src, inp, video, audio, model, *, smoother, fmt, crf, preset, progress, bounds
+    ):
         self.av, self.src, self.inp, self.video, self.audio = av, src, inp, video, audio
         self.model, self.smoother, self.fmt = model, smoother, fmt
         self.crf, self.preset, self.progress = crf, preset, progress
+        self.bounds = bounds
+        self.started = time.monotonic()
         self.rate = _frame_rate(video, src)
         self.total = _expected_frames(video, self.rate, inp)
+        self.decoded = 0
+        self.first_time = None
+        self.fh = None
         self.out = self.vout = self.aout = None
         self.audio_mode = "none"
         self.pix_fmt = "yuv420p"
@@ -363,6 +427,40 @@ class _Transcoder:
         self.last_pts = pts
         return pts
 
+    # -- the bounds
+    def _check_frame(self, frame) -> None:
+        """Refuse a decoded frame past one of :attr:`bounds` (or after a cancel)."""
+        b, src = self.bounds, self.src
+        self.decoded += 1
+        if b.cancel is not None and b.cancel.is_set():
+            raise VideoError(f"{src}: cancelled")
+        pixels = frame.width * frame.height
+        if b.max_pixels is not None and pixels > b.max_pixels:
+            raise VideoError(
+                f"{src}: video too large: frame {self.decoded} is {frame.width}x{frame.height} "
+                f"= {pixels} pixels, limit is {b.max_pixels}"
+            )
+        if b.max_frames is not None and self.decoded > b.max_frames:
+            raise VideoError(f"{src}: video too long: more than {b.max_frames} frames, the limit")
+        if b.max_duration is not None:
+            t = frame.time if frame.time is not None else self.decoded / self.rate
+            if self.first_time is None:
+                self.first_time = t
+            if t - self.first_time >= b.max_duration:
+                raise VideoError(
+                    f"{src}: video too long: more than {b.max_duration:g} s, the limit"
+                )
+        if b.max_seconds is not None and time.monotonic() - self.started > b.max_seconds:
+            raise VideoError(
+                f"{src}: colorizing took longer than the limit of {b.max_seconds:g} s "
+                f"({self.frames} frames done)"
+            )
+
+    def _check_output_size(self) -> None:
+        limit = self.bounds.max_output_bytes
+        if limit is not None and self.fh.tell() > limit:
+            raise VideoError(f"{self.src}: the output passed the limit of {limit} bytes")
+
     # -- the streams
     def _encode_batch(self, batch: list) -> None:
         av = self.av
@@ -375,6 +473,7 @@ class _Transcoder:
             oframe.time_base = self.vout.codec_context.time_base
             self.out.mux(self.vout.encode(oframe))
             self.frames += 1
+        self._check_output_size()
         if self.progress is not None and batch:
             self.progress(self.frames, self.total)
 
@@ -394,6 +493,7 @@ class _Transcoder:
     def run(self, fh) -> None:
         """Write the whole output to the open file ``fh`` (called by ``atomic_write``)."""
         av = self.av
+        self.fh = fh
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
         self.video.codec_context.thread_type = "AUTO"
         early_audio, batch = [], []
@@ -406,6 +506,7 @@ class _Transcoder:
                         self._audio_packet(packet)
                     continue
                 for frame in packet.decode():
+                    self._check_frame(frame)
                     if self.out is None:
                         self._setup(fh, frame)
                         for early in early_audio:
@@ -422,6 +523,7 @@ class _Transcoder:
             if self.audio_mode == "re-encoded to AAC":
                 self.out.mux(self.aout.encode(None))
             self.out.close()
+            self._check_output_size()
         except av.FFmpegError as exc:
             raise VideoError(f"{self.src}: truncated or corrupt video ({_one_line(exc)})") from None
         finally:
@@ -485,6 +587,11 @@ def colorize_video(
     preset: str = "medium",
     overwrite: bool = False,
     max_pixels: int | None = None,
+    max_frames: int | None = None,
+    max_duration: float | None = None,
+    max_seconds: float | None = None,
+    max_output_bytes: int | None = None,
+    cancel=None,
     progress: Callable[[int, int | None], None] | None = None,
 ) -> VideoReport:
     """Colorize every frame of the video ``src`` into ``dst`` (H.264 in MP4 by default).
@@ -507,7 +614,15 @@ def colorize_video(
     overwrite : bool, default False
         Replace an existing ``dst``.
     max_pixels : int or None
-        Refuse videos whose frames have more pixels than this.
+        Refuse videos whose frames have more pixels than this: the stream's header is
+        checked before anything is decoded, and every decoded frame.
+    max_frames, max_duration, max_seconds, max_output_bytes : number or None
+        Stop with a :class:`VideoError` at the first frame past ``max_frames`` frames
+        or ``max_duration`` seconds of video, once the run has taken ``max_seconds``
+        of wall time, or once the output file is larger than ``max_output_bytes``.
+        None (the default) is no bound.
+    cancel : threading.Event, optional
+        Checked before each frame: once set, the run stops with a :class:`VideoError`.
     progress : callable, optional
         Called as ``progress(frames_done, frames_total)`` after each batch;
         ``frames_total`` is None when the container does not tell.
@@ -524,6 +639,7 @@ def colorize_video(
     t0 = time.perf_counter()
     src, dst = Path(src), Path(dst)
     smoothing = _check_options(smoothing, crf, preset, max_pixels)
+    bounds = _Bounds(max_pixels, max_frames, max_duration, max_seconds, max_output_bytes, cancel)
     fmt = _output_format(dst)
     av = _import_av()
     _check_output(src, dst, overwrite)
@@ -531,6 +647,7 @@ def colorize_video(
     with _open_input(av, src) as inp:
         video = _video_stream(inp, src)
         width, height = _frame_size(video, src, max_pixels)
+        _check_length(video, inp, src, bounds)
         audio = _audio_stream(inp, src)
         job = _Transcoder(
             av,
@@ -544,6 +661,7 @@ def colorize_video(
             crf=crf,
             preset=preset,
             progress=progress,
+            bounds=bounds,
         )
         _write(dst, job, overwrite)
     report = _report(job, width, height, t0)
@@ -571,6 +689,20 @@ def _frame_size(video, src: Path, max_pixels: int | None) -> tuple[int, int]:
             f"limit is {max_pixels}"
         )
     return width, height
+
+
+def _check_length(video, inp, src: Path, bounds: _Bounds) -> None:
+    """Refuse at once a video whose header states more frames or seconds than allowed."""
+    if bounds.max_frames is not None and video.frames and video.frames > bounds.max_frames:
+        raise VideoError(
+            f"{src}: video too long: {video.frames} frames, the limit is {bounds.max_frames}"
+        )
+    if bounds.max_duration is not None and inp.duration:
+        seconds = inp.duration / 1_000_000
+        if seconds > bounds.max_duration:
+            raise VideoError(
+                f"{src}: video too long: {seconds:.1f} s, the limit is {bounds.max_duration:g} s"
+            )
 
 
 def _audio_stream(inp, src: Path):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from somcolor.exceptions import ImageReadError, SomcolorError
-from somcolor.io import atomic_write, find_images, read_image, write_image
+from somcolor.io import IMAGE_FORMATS, atomic_write, find_images, read_image, write_image
 
 
 def noise(shape, dtype=np.uint8, seed=0):
@@ -312,3 +312,24 @@ def test_find_images_keeps_order_and_drops_duplicates(tree):
 
 def test_find_images_of_nothing_is_empty():
     assert find_images([]) == []
+
+
+# --- read_image: formats outside the list -------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "TGA", "ICO", "PCX", "SGI"])
+def test_formats_outside_the_list_are_refused_whatever_the_name(tmp_path, fmt):
+    """Pillow reads these; the CLI and the web server read only IMAGE_FORMATS."""
+    path = tmp_path / "photo.png"
+    Image.fromarray(noise((16, 16, 3))).save(path, format=fmt)
+    with pytest.raises(ImageReadError, match="not an image file of a format read here") as info:
+        read_image(path)
+    assert_one_line_error(info, path)
+    assert fmt not in IMAGE_FORMATS
+
+
+def test_the_web_server_accepts_the_same_formats():
+    pytest.importorskip("python_multipart", reason="the web extra is not installed")
+    from somcolor.web import uploads
+
+    assert uploads.IMAGE_FORMATS is IMAGE_FORMATS

@@ -551,3 +551,105 @@ def test_missing_extra_gives_the_install_hint(clip, model, tmp_path, monkeypatch
     with pytest.raises(VideoError, match=r"somcolor\[video\]"):
         is_video(clip)  # it looks like a video: say what is missing
     assert not is_video(_still_image(tmp_path))
+
+
+# ---------------------------------------------------------------------------- bounds
+def write_raw_h264(path: Path, parts: list[tuple[int, int, int]]) -> Path:
+    """A raw H.264 stream: ``(frames, height, width)`` parts one after the other."""
+    data = b""
+    for i, (n, h, w) in enumerate(parts):
+        part = path.with_name(f"part{i}.h264")
+        with av.open(str(part), "w", format="h264") as out:
+            stream = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            for gray in moving_shapes(n, shape=(h, w)):
+                frame = np.repeat(gray[..., None], 3, axis=2)
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, "rgb24")))
+            out.mux(stream.encode())
+        data += part.read_bytes()
+        part.unlink()
+    path.write_bytes(data)
+    return path
+
+
+def test_raw_h264_is_read_and_every_frame_is_checked_against_max_pixels(model, tmp_path):
+    """The header shows the first frames' 64x64; later ones are 320x320."""
+    src = write_raw_h264(tmp_path / "switch.h264", [(30, 64, 64), (3, 320, 320)])
+    with av.open(str(src)) as c:
+        assert c.streams.video[0].codec_context.width == 64  # what the header check sees
+    small = write_raw_h264(tmp_path / "small.h264", [(4, 64, 64)])
+    assert colorize_video(small, tmp_path / "small.mp4", model, max_pixels=4096, **FAST).frames == 4
+    out = tmp_path / "out.mp4"
+    with pytest.raises(VideoError, match=r"frame 31 is 320x320 = 102400 pixels, limit is 4096"):
+        colorize_video(src, out, model, max_pixels=4096, **FAST)
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    "bound, message, enough",
+    [
+        (dict(max_frames=5), "more than 5 frames", dict(max_frames=20)),
+        (dict(max_duration=0.3), "more than 0.3 s", dict(max_duration=2.0)),
+        (dict(max_output_bytes=2000), "limit of 2000 bytes", dict(max_output_bytes=10**6)),
+        (dict(max_seconds=1e-6), "longer than the limit of 1e-06 s", dict(max_seconds=600)),
+    ],
+    ids=["frames", "duration", "output-bytes", "wall-time"],
+)
+def test_a_run_past_a_bound_stops_with_the_reason(model, tmp_path, bound, message, enough):
+    src = write_raw_h264(tmp_path / "clip.h264", [(20, 48, 64)])  # no length in a header
+    out = tmp_path / "out.mp4"
+    with pytest.raises(VideoError, match=message):
+        colorize_video(src, out, model, **bound, **FAST)
+    assert not out.exists() and leftovers(tmp_path) == []
+    assert colorize_video(src, out, model, **enough, **FAST).frames == 20
+
+
+def test_a_header_stating_too_many_frames_or_seconds_is_refused_before_decoding(
+    clip, model, tmp_path
+):
+    calls = []
+    with pytest.raises(VideoError, match="24 frames, the limit is 5"):
+        colorize_video(clip, tmp_path / "a.mp4", model, max_frames=5, progress=calls.append)
+    with pytest.raises(VideoError, match=r"0\.8 s, the limit is 0\.1 s"):
+        colorize_video(clip, tmp_path / "b.mp4", model, max_duration=0.1)
+    assert calls == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_cancelled_run_stops_at_the_next_frame(clip, model, tmp_path):
+    import threading
+
+    cancel = threading.Event()
+    done = []
+
+    def progress(frames, total):
+        done.append(frames)
+        cancel.set()
+
+    with pytest.raises(VideoError, match="cancelled"):
+        colorize_video(clip, tmp_path / "out.mp4", model, cancel=cancel, progress=progress, **FAST)
+    assert done == [8]  # one batch, then the first frame of the next one stops it
+    assert not (tmp_path / "out.mp4").exists() and leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("bad", [dict(max_frames=0), dict(max_seconds=-1), dict(max_duration=True)])
+def test_bad_bounds_are_refused(clip, model, tmp_path, bad):
+    with pytest.raises(VideoError, match="must be a positive number or None"):
+        colorize_video(clip, tmp_path / "out.mp4", model, **bad)
+
+
+# ---------------------------------------------------------------------------- demuxers
+def test_playlists_and_other_demuxers_are_refused(clip, model, tmp_path):
+    """An ffconcat playlist named like a video must not make FFmpeg read another file."""
+    playlist = tmp_path / "holiday.mp4"
+    playlist.write_text(f"ffconcat version 1.0\nfile '{clip}'\n")
+    assert not is_video(playlist)
+    with pytest.raises(VideoError, match="not a video file of a format read here"):
+        colorize_video(playlist, tmp_path / "out.mp4", model)
+    gif = tmp_path / "anim.mp4"
+    from PIL import Image
+
+    frames = [Image.fromarray(f) for f in moving_shapes(3)]
+    frames[0].save(gif, format="GIF", save_all=True, append_images=frames[1:])
+    assert not is_video(gif)
+    with pytest.raises(VideoError, match="still image"):
+        colorize_video(gif, tmp_path / "out.mp4", model)

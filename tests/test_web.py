@@ -90,6 +90,12 @@ def refused(response, status: int, code: str) -> str:
     return body["detail"]
 
 
+def local_client(app, **kwargs) -> TestClient:
+    """A test client that names the server ``localhost`` (TestClient's own
+    ``testserver`` is not a name the server answers to)."""
+    return TestClient(app, base_url="http://localhost", **kwargs)
+
+
 def files_in(app) -> list[str]:
     return sorted(os.listdir(app.state.server.folder))
 
@@ -101,7 +107,7 @@ def app(tmp_path):
 
 @pytest.fixture
 def client(app):
-    with TestClient(app) as c:
+    with local_client(app) as c:
         yield c
 
 
@@ -146,7 +152,7 @@ def test_models_folder_adds_models_and_skips_broken_files(tmp_path, tiny_model_p
     (models / "tiny.npz").write_bytes(tiny_model_path.read_bytes())
     (models / "broken.npz").write_bytes(b"not a model")
     app = create_app(models_dir=models, workdir=tmp_path)
-    with TestClient(app) as c:
+    with local_client(app) as c:
         names = [m["name"] for m in c.get("/api/config").json()["models"]]
         assert names == ["default", "fast", "tiny"]  # both bundled models, then the folder's
         tiny = post_photo(c, GRAY_PNG, model="tiny")
@@ -160,7 +166,7 @@ def test_models_folder_adds_models_and_skips_broken_files(tmp_path, tiny_model_p
 # ---------------------------------------------------------------------------- limits
 def test_upload_over_the_size_limit_is_refused_with_413(tmp_path):
     app = create_app(workdir=tmp_path, max_upload_bytes=2000)
-    with TestClient(app) as c:
+    with local_client(app) as c:
         big = png_bytes(synthetic_photo(shape=(64, 64)))
         assert len(big) > 2000
         msg = refused(post_photo(c, big), 413, "upload_too_large")
@@ -184,7 +190,7 @@ def test_upload_without_content_length_is_cut_off_at_the_limit(tmp_path):
             yield b"\0" * 1024
         yield f"\r\n--{boundary}--\r\n".encode()
 
-    with TestClient(app) as c:
+    with local_client(app) as c:
         r = c.post(
             "/api/colorize",
             content=body(),
@@ -196,7 +202,7 @@ def test_upload_without_content_length_is_cut_off_at_the_limit(tmp_path):
 
 def test_photo_over_the_pixel_limit_is_refused_with_413(tmp_path):
     app = create_app(workdir=tmp_path, max_pixels=1000)
-    with TestClient(app) as c:
+    with local_client(app) as c:
         msg = refused(post_photo(c, GRAY_PNG), 413, "too_many_pixels")
         assert "40x32 = 1,280 pixels" in msg
         small = png_bytes(image_array("gray", shape=(20, 30)))
@@ -246,7 +252,7 @@ def test_no_file_part_is_refused_with_400(client):
 
 def test_too_many_waiting_photos_get_429(tmp_path):
     app = create_app(workdir=tmp_path, max_pending_images=1)
-    with TestClient(app) as c:
+    with local_client(app) as c:
         with app.state.server.photo_slot():  # one photo already in
             refused(post_photo(c, GRAY_PNG), 429, "busy")
             assert c.get("/api/health").status_code == 200
@@ -263,10 +269,10 @@ def test_server_keeps_answering_after_bad_uploads(client, app):
 
 
 def test_a_bug_answers_500_in_json_and_the_server_goes_on(app, monkeypatch):
-    def broken(path, model):
+    async def broken(path, choice, disconnected):
         raise RuntimeError("a bug")
 
-    with TestClient(app, raise_server_exceptions=False) as c:
+    with local_client(app, raise_server_exceptions=False) as c:
         monkeypatch.setattr(app.state.server, "colorize_photo", broken)
         refused_500 = post_photo(c, GRAY_PNG)
         assert refused_500.status_code == 500
@@ -285,12 +291,12 @@ def test_uploads_live_in_a_private_folder_under_generated_names(tmp_path):
     seen = []
     real = app.state.server.colorize_photo
 
-    def spy(path, model):
+    async def spy(path, choice, disconnected):
         seen.append((Path(path), Path(path).stat().st_mode & 0o777))
-        return real(path, model)
+        return await real(path, choice, disconnected)
 
     app.state.server.colorize_photo = spy
-    with TestClient(app) as c:
+    with local_client(app) as c:
         assert post_photo(c, GRAY_PNG, name="../../../etc/evil.png").status_code == 200
         [(path, mode)] = seen
         assert path.parent == folder
@@ -326,7 +332,7 @@ def test_openapi_schema_documents_the_api(client):
 
 def test_config_reports_limits(tmp_path):
     app = create_app(workdir=tmp_path, max_upload_bytes=12345, max_pixels=999, max_jobs=3)
-    with TestClient(app) as c:
+    with local_client(app) as c:
         cfg = c.get("/api/config").json()
     assert cfg["limits"]["max_upload_bytes"] == 12345
     assert cfg["limits"]["max_pixels"] == 999
@@ -393,7 +399,7 @@ def test_bad_smoothing_is_refused(client, clip):
 @needs_video
 def test_video_over_the_pixel_limit_fails_with_the_reason(tmp_path, clip):
     app = create_app(workdir=tmp_path, max_pixels=1000)
-    with TestClient(app) as c:
+    with local_client(app) as c:
         job = wait_for_job(c, post_video(c, clip).json()["id"])
         assert job["state"] == "failed"
         assert "48x32 = 1536 pixels per frame, limit is 1000" in job["error"]
@@ -416,7 +422,7 @@ def test_jobs_are_bounded_and_a_full_server_answers_429(tmp_path, clip, monkeypa
 
     monkeypatch.setattr(somcolor.video, "colorize_video", held)
     app = create_app(workdir=tmp_path, max_jobs=1)
-    with TestClient(app) as c:
+    with local_client(app) as c:
         first = post_video(c, clip)
         assert first.status_code == 202
         msg = refused(post_video(c, clip), 429, "too_many_jobs")
@@ -425,6 +431,9 @@ def test_jobs_are_bounded_and_a_full_server_answers_429(tmp_path, clip, monkeypa
         refused(c.get(f"/api/jobs/{first.json()['id']}/result"), 409, "job_not_done")
         release.set()
         assert wait_for_job(c, first.json()["id"])["state"] == "done"
+        refused(post_video(c, clip), 429, "too_many_jobs")  # its stored result counts
+        assert c.delete(f"/api/jobs/{first.json()['id']}").status_code == 204
+        assert files_in(app) == []
         second = post_video(c, clip)  # the slot is free again
         assert second.status_code == 202
         assert wait_for_job(c, second.json()["id"])["state"] == "done"
@@ -433,7 +442,7 @@ def test_jobs_are_bounded_and_a_full_server_answers_429(tmp_path, clip, monkeypa
 @needs_video
 def test_results_are_deleted_after_the_ttl(tmp_path, clip):
     app = create_app(workdir=tmp_path, result_ttl_s=0.5)
-    with TestClient(app) as c:
+    with local_client(app) as c:
         job = wait_for_job(c, post_video(c, clip).json()["id"])
         assert job["state"] == "done"
         assert c.get(job["result_url"]).status_code == 200
@@ -455,7 +464,7 @@ def test_serve_command_runs_uvicorn_on_the_app(monkeypatch, capsys, tiny_model_p
 
     def fake_run(app, host, port, log_level):
         calls.update(app=app, host=host, port=port)
-        with TestClient(app) as c:
+        with TestClient(app, base_url=f"http://{host}:{port}") as c:
             calls["config"] = c.get("/api/config").json()
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
@@ -475,3 +484,397 @@ def test_serve_refuses_bad_options(argv, capsys):
         main(argv)
     assert exc.value.code == EXIT_USAGE
     assert capsys.readouterr().err.startswith("somcolor: error:")
+
+
+# ---------------------------------------------------------------------------- a real server
+class LiveServer:
+    """The app under uvicorn on a free loopback port, in a thread; stops itself."""
+
+    def __init__(self, app):
+        import socket
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.app = app
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(30)
+
+    def post(self, path: str, data: bytes, name: str = "photo.png", timeout: float = 120):
+        import httpx
+
+        files = {"file": (name, data, "application/octet-stream")}
+        return httpx.post(self.url + path, files=files, timeout=timeout)
+
+    def stalled_upload(self, path: str, sent: bytes = b"0123456789"):
+        """A socket that announced a 100 kB multipart upload and sent only ``sent``."""
+        import socket
+
+        boundary = "stall"
+        head = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            "Content-Length: 100000\r\n\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n\r\n'
+        ).encode()
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        sock.sendall(head + sent)
+        return sock
+
+
+def wait_for_job_live(live: LiveServer, job_id: str, timeout: float = 60) -> dict:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{live.url}/api/jobs/{job_id}").json()
+        if job["state"] in ("done", "failed"):
+            return job
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s")
+
+
+def status_line(sock, timeout: float) -> str:
+    """The first line of the server's answer on ``sock`` ("" if it closed silently)."""
+    sock.settimeout(timeout)
+    try:
+        data = sock.recv(4096)
+    finally:
+        sock.close()
+    return data.split(b"\r\n", 1)[0].decode()
+
+
+BIG_PHOTO = png_bytes(np.random.default_rng(0).integers(0, 255, (1000, 1000), np.uint8))
+
+
+def warm_workers(live: LiveServer, n: int) -> None:
+    """Start ``n`` photo workers (each loads the models: seconds)."""
+    threads = [
+        threading.Thread(target=live.post, args=("/api/colorize", GRAY_PNG)) for _ in range(n)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def no_workers_within(server, seconds: float) -> bool:
+    """Whether every photo worker has stopped within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while server.photos.pids() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return server.photos.pids() == []
+
+
+# ---------------------------------------------------------------------------- responsiveness
+def test_a_small_photo_is_not_held_behind_a_large_one(tmp_path):
+    """Two workers: a small photo sent while a 1000x1000 one is colorized (seconds) is
+    answered long before that ends (one lock for all photos made it wait it out)."""
+    app = create_app(workdir=tmp_path, image_workers=2)
+    answers = {}
+
+    def send(name, data):
+        t0 = time.monotonic()
+        r = live.post("/api/colorize", data)
+        assert r.status_code == 200
+        answers[name] = (time.monotonic() - t0, float(r.headers["x-somcolor-seconds"]))
+
+    with LiveServer(app) as live:
+        warm_workers(live, 2)
+        big = threading.Thread(target=send, args=("big", BIG_PHOTO))
+        big.start()
+        time.sleep(0.5)  # the big one is in its worker
+        send("small", GRAY_PNG)
+        big.join()
+    small_latency, big_colorizing = answers["small"][0], answers["big"][1]
+    assert small_latency < big_colorizing / 2, answers
+
+
+def test_a_photo_past_its_deadline_gets_503_and_its_worker_is_stopped(tmp_path):
+    from dataclasses import replace
+
+    app = create_app(workdir=tmp_path, image_workers=1)
+    server = app.state.server
+    with LiveServer(app) as live:
+        warm_workers(live, 1)
+        [pid] = server.photos.pids()  # started when first needed
+        server.limits = replace(server.limits, photo_timeout_s=0.5)
+        t0 = time.monotonic()
+        msg = refused(live.post("/api/colorize", BIG_PHOTO), 503, "timeout")
+        assert "longer than the limit of 0.5 s" in msg
+        assert time.monotonic() - t0 < 5  # not the ~10 s the photo takes
+        assert no_workers_within(server, 5)  # killed, not left running
+        server.limits = replace(server.limits, photo_timeout_s=120)
+        assert live.post("/api/colorize", GRAY_PNG).status_code == 200  # a fresh worker
+        assert server.photos.pids() != [pid]
+        assert files_in(app) == []
+
+
+def test_a_client_that_leaves_stops_its_photo(tmp_path):
+    import socket
+
+    app = create_app(workdir=tmp_path, image_workers=1)
+    server = app.state.server
+    with LiveServer(app) as live:
+        warm_workers(live, 1)
+        boundary = "leave"
+        body = (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+                "\r\n"
+            ).encode()
+            + BIG_PHOTO
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        head = (
+            f"POST /api/colorize HTTP/1.1\r\nHost: 127.0.0.1:{live.port}\r\n"
+            f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", live.port)) as sock:
+            sock.sendall(head + body)
+            time.sleep(1.0)  # received, and in its worker
+        assert no_workers_within(server, 5)  # killed soon after the client left
+        assert files_in(app) == []
+
+
+# ---------------------------------------------------------------------------- slow uploads
+@needs_video
+def test_a_stalled_video_upload_holds_no_job_slot_and_is_cut_off(tmp_path, clip):
+    app = create_app(workdir=tmp_path, max_jobs=1, max_uploads=2, upload_chunk_timeout_s=1.0)
+    with LiveServer(app) as live:
+        stalled = live.stalled_upload("/api/jobs")  # 10 bytes, then nothing
+        time.sleep(0.2)
+        r = live.post("/api/jobs", clip, name="clip.mp4")  # the only job slot is free
+        assert r.status_code == 202, r.text
+        t0 = time.monotonic()
+        assert status_line(stalled, timeout=10) == "HTTP/1.1 408 Request Timeout"
+        assert time.monotonic() - t0 < 5
+        assert app.state.server._uploading == 0
+        assert wait_for_job_live(live, r.json()["id"])["state"] == "done"
+
+
+def test_stalled_photo_uploads_free_their_slots_at_the_read_deadline(tmp_path):
+    app = create_app(workdir=tmp_path, max_uploads=2, upload_chunk_timeout_s=1.0)
+    with LiveServer(app) as live:
+        stalled = [live.stalled_upload("/api/colorize") for _ in range(2)]
+        time.sleep(0.2)
+        refused(live.post("/api/colorize", GRAY_PNG), 429, "busy")  # both slots held
+        for sock in stalled:
+            assert status_line(sock, timeout=10).startswith("HTTP/1.1 408")
+        assert live.post("/api/colorize", GRAY_PNG).status_code == 200
+        assert files_in(app) == []
+
+
+def test_an_upload_slower_than_the_total_deadline_is_cut_off(tmp_path):
+    app = create_app(workdir=tmp_path, upload_chunk_timeout_s=1.0, upload_timeout_s=1.0)
+    with LiveServer(app) as live:
+        sock = live.stalled_upload("/api/colorize")
+        for _ in range(8):  # a byte every 0.2 s: never idle for the read deadline
+            time.sleep(0.2)
+            try:
+                sock.sendall(b"x")
+            except OSError:
+                break
+        assert status_line(sock, timeout=10).startswith("HTTP/1.1 408")
+        assert live.post("/api/colorize", GRAY_PNG).status_code == 200
+
+
+# ---------------------------------------------------------------------------- bounded jobs
+@needs_video
+def test_deleting_a_running_job_cancels_it_and_frees_its_slot(tmp_path, clip, monkeypatch):
+    import somcolor.video
+
+    real = somcolor.video.colorize_video
+    started = threading.Event()
+
+    @functools.wraps(real)
+    def slow(*args, cancel, **kwargs):  # runs until cancelled (or 10 s)
+        started.set()
+        cancel.wait(10)
+        return real(*args, cancel=cancel, **kwargs)
+
+    monkeypatch.setattr(somcolor.video, "colorize_video", slow)
+    app = create_app(workdir=tmp_path, max_jobs=1)
+    with local_client(app) as c:
+        job = post_video(c, clip).json()
+        assert started.wait(10)
+        t0 = time.monotonic()
+        assert c.delete(f"/api/jobs/{job['id']}").status_code == 204
+        refused(c.get(f"/api/jobs/{job['id']}"), 404, "unknown_job")
+        refused(c.delete(f"/api/jobs/{job['id']}"), 404, "unknown_job")
+        deadline = time.monotonic() + 10
+        while (r := post_video(c, clip)).status_code == 429 and time.monotonic() < deadline:
+            time.sleep(0.05)  # the slot frees once the job's thread has stopped
+        assert r.status_code == 202 and time.monotonic() - t0 < 5
+        second = r.json()["id"]
+        assert c.delete(f"/api/jobs/{second}").status_code == 204
+        while files_in(app) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert files_in(app) == []
+
+
+@needs_video
+@pytest.mark.parametrize(
+    "limit, message",
+    [
+        (dict(max_video_frames=4), "10 frames, the limit is 4"),
+        (dict(max_video_seconds=0.5), "the limit is 0.5 s"),
+        (dict(max_result_bytes=1000), "limit of 1000 bytes"),
+        (dict(job_timeout_s=1e-6), "longer than the limit of 1e-06 s"),
+    ],
+    ids=["frames", "duration", "result-bytes", "wall-time"],
+)
+def test_video_jobs_are_bounded_by_the_limits(tmp_path, clip, limit, message):
+    app = create_app(workdir=tmp_path, **limit)
+    with local_client(app) as c:
+        assert c.get("/api/config").json()["limits"].items() >= limit.items()
+        job = wait_for_job(c, post_video(c, clip).json()["id"])
+        assert job["state"] == "failed"
+        assert message in job["error"] and str(tmp_path) not in job["error"]
+        assert files_in(app) == []
+
+
+def raw_h264(parts: list[tuple[int, int, int]]) -> bytes:
+    """A raw H.264 stream: ``(frames, height, width)`` parts one after the other."""
+    import av
+
+    data = b""
+    for n, h, w in parts:
+        buf = io.BytesIO()
+        with av.open(buf, "w", format="h264") as out:
+            stream = out.add_stream("libx264", rate=10, options={"preset": "ultrafast"})
+            stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+            for i in range(n):
+                frame = np.full((h, w, 3), 10 * (i % 20), np.uint8)
+                out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            out.mux(stream.encode(None))
+        data += buf.getvalue()
+    return data
+
+
+@needs_video
+def test_every_decoded_frame_is_checked_against_the_pixel_limit(tmp_path):
+    """The header shows 64x64 (the first 30 frames); the last 3 frames are 320x320."""
+    app = create_app(workdir=tmp_path, max_pixels=4096)
+    with local_client(app) as c:
+        switch = raw_h264([(30, 64, 64), (3, 320, 320)])
+        job = wait_for_job(c, post_video(c, switch, name="switch.h264").json()["id"])
+        assert job["state"] == "failed"
+        assert "frame 31 is 320x320 = 102400 pixels, limit is 4096" in job["error"]
+        ok = wait_for_job(c, post_video(c, raw_h264([(5, 64, 64)])).json()["id"])
+        assert ok["state"] == "done" and ok["summary"]["frames"] == 5
+
+
+@needs_video
+def test_a_playlist_named_like_a_video_is_refused(client, app, clip, tmp_path):
+    """An ffconcat file must not make the server read another file of its folder."""
+    other = Path(app.state.server.folder) / "other.mp4"
+    other.write_bytes(clip)
+    playlist = b"ffconcat version 1.0\nfile other.mp4\n"
+    refused(post_video(client, playlist, name="holiday.mp4"), 415, "unsupported_type")
+    refused(post_photo(client, playlist, name="holiday.png"), 415, "unsupported_type")
+    other.unlink()
+    assert files_in(app) == []
+
+
+@pytest.mark.parametrize("fmt", ["PPM", "TGA", "ICO"])
+def test_photo_formats_outside_the_list_are_refused(client, fmt):
+    refused(post_photo(client, png_bytes(image_array("rgb"), fmt)), 415, "unsupported_type")
+
+
+# ---------------------------------------------------------------------------- origins
+def test_a_host_the_server_does_not_answer_to_gets_400(app):
+    with TestClient(app, base_url="http://evil.example") as c:
+        refused(c.get("/api/health"), 400, "bad_host")
+        refused(c.get("/"), 400, "bad_host")
+        r = post_photo(c, GRAY_PNG)
+        refused(r, 400, "bad_host")
+        assert r.headers["x-frame-options"] == "DENY"  # security headers on refusals too
+    for base in ("http://localhost:8000", "http://127.0.0.1", "http://[::1]:80"):
+        with TestClient(app, base_url=base) as c:
+            assert c.get("/api/health").status_code == 200
+
+
+def test_allowed_hosts_and_the_bound_host_are_answered(tmp_path):
+    app = create_app(workdir=tmp_path, host="192.168.1.5", allowed_hosts=["Photos.LAN"])
+    for base in ("http://photos.lan:8000", "http://192.168.1.5:8000", "http://localhost"):
+        with TestClient(app, base_url=base) as c:
+            assert c.get("/api/health").status_code == 200
+    with TestClient(app, base_url="http://other.lan") as c:
+        refused(c.get("/api/health"), 400, "bad_host")
+    anyone = create_app(workdir=tmp_path, allowed_hosts=["*"])
+    with TestClient(anyone, base_url="http://other.lan") as c:
+        assert c.get("/api/health").status_code == 200
+
+
+def test_state_changing_requests_from_another_origin_get_403(client, app):
+    def photo(**headers):
+        files = {"file": ("a.png", GRAY_PNG, "image/png")}
+        return client.post("/api/colorize", files=files, headers=headers)
+
+    refused(photo(origin="http://evil.example"), 403, "cross_origin")
+    refused(photo(origin="null"), 403, "cross_origin")
+    refused(photo(origin="http://localhost:9999"), 403, "cross_origin")  # another port
+    refused(photo(**{"sec-fetch-site": "cross-site"}), 403, "cross_origin")
+    refused(
+        client.delete("/api/jobs/x", headers={"origin": "http://evil.example"}), 403, "cross_origin"
+    )
+    assert photo(origin="http://localhost").status_code == 200  # the page itself
+    assert photo(**{"sec-fetch-site": "same-origin"}).status_code == 200
+    assert photo().status_code == 200  # curl, scripts: no Origin
+    r = client.get("/api/config", headers={"origin": "http://evil.example"})
+    assert r.status_code == 200  # reading is not changing (and CORS keeps the answer away)
+    assert files_in(app) == []
+
+
+# ---------------------------------------------------------------------------- smaller
+def test_unknown_paths_and_wrong_methods_answer_json_with_a_code(client):
+    refused(client.get("/nope"), 404, "not_found")
+    refused(client.get("/static/nope.js"), 404, "not_found")
+    r = client.put("/api/colorize")
+    refused(r, 405, "method_not_allowed")
+    assert "POST" in r.headers["allow"]
+
+
+def test_models_folder_name_clashes_keep_both_models_with_a_warning(
+    tmp_path, tiny_model_path, caplog
+):
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ("default.npz", "default-2.npz", "tiny.npz"):
+        (models / name).write_bytes(tiny_model_path.read_bytes())
+    with caplog.at_level("WARNING", logger="somcolor.web.server"):
+        app = create_app(models_dir=models, workdir=tmp_path)
+    with local_client(app) as c:
+        models_offered = {m["name"]: m["label"] for m in c.get("/api/config").json()["models"]}
+    assert models_offered["default-2"] == "default-2.npz"
+    assert models_offered["default-3"] == "default.npz"
+    assert models_offered["default"] == "bundled model"
+    assert "default.npz is offered as 'default-3'" in caplog.text
+
+
+def test_an_oversized_part_header_is_refused_at_once(client):
+    """python-multipart >= 0.0.27 bounds part headers (0.0.26 parsed 32 MiB of one)."""
+    body = (
+        '--B\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+        f"X-Pad: {'a' * (8 << 20)}\r\n\r\nxx\r\n--B--\r\n"
+    ).encode()
+    headers = {"content-type": "multipart/form-data; boundary=B"}
+    refused(client.post("/api/colorize", content=body, headers=headers), 400, "bad_form")

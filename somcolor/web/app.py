@@ -14,30 +14,44 @@ Routes
     A video (``file``; optional ``model``, ``decoder``, ``smoothing``) -> 202 and a job.
 ``GET /api/jobs/{id}``, ``GET /api/jobs/{id}/result``
     The job's state and progress; its colorized MP4 once done.
+``DELETE /api/jobs/{id}``
+    Cancel the job and delete it with its result -> 204.
 ``GET /openapi.json``
     The API's schema. FastAPI's interactive docs are turned off: they load from a CDN.
 
 Every refusal is JSON ``{"detail": "<message for people>", "code": "<short code>"}``:
-400 malformed form, 404/410 unknown/expired job, 409 job not done, 413 upload or photo
-too large, 415 not a photo/video (judged by content), 422 corrupt file or bad option,
-429 too busy, 501 no video support, 503 the upload cannot be stored, and 500 (code
-``internal``) for a bug. Uploads go to a private folder (mode 0700) under generated
-names and are deleted as soon as they are used.
+400 malformed form or a ``Host`` this server does not answer to (``bad_host``), 403 a
+state-changing request from another origin (``cross_origin``), 404 unknown path or job
+(``not_found``, ``unknown_job``), 405 wrong method (``method_not_allowed``), 408 an
+upload that stalls or takes too long, 409 job not done, 410 expired job, 413 upload
+or photo too large, 415 not a photo/video (judged by content), 422 corrupt file or bad
+option, 429 too busy, 501 no video support, 503 the upload cannot be stored or a photo
+took longer than its deadline (``timeout``), and 500 (code ``internal``) for a bug.
+Uploads go to a private folder (mode 0700) under generated names and are deleted as
+soon as they are used.
 
 The routes live in :mod:`.routes`, the state they share (models, limits, pools, jobs)
 in :class:`~somcolor.web.server.Server`; this module builds the app from the two.
 
-Work that takes CPU runs off the event loop: photos in a small thread pool, videos in
-one thread per job. The colorizing step itself runs one call at a time under a lock:
-each call already uses every core (numba's parallel loops, BLAS), so running several
-together gains nothing, and numba's fallback "workqueue" threading layer aborts the
-process when two threads enter a parallel loop at once.
+Work that takes CPU runs off the event loop: photos in a bounded pool of worker
+processes (:mod:`.workers`), each with a deadline, killed when it passes or when the
+client leaves; videos in one thread per job, bounded in frames, duration, wall time and
+output size, their frames colorized one at a time across jobs (each call already uses
+every core, and numba's fallback "workqueue" threading layer aborts the process when
+two threads enter a parallel loop at once).
+
+Requests must name this server in ``Host`` (DNS rebinding), and ``POST``/``DELETE``
+requests that carry an ``Origin`` (or ``Sec-Fetch-Site``) must come from the page
+itself (another site's form or script cannot drive a visitor's local server).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from urllib.parse import urlsplit
 
 from .._version import __version__
 from ..exceptions import SomcolorError
@@ -47,6 +61,7 @@ try:
     from fastapi.responses import JSONResponse
     from fastapi.staticfiles import StaticFiles
     from starlette.datastructures import MutableHeaders
+    from starlette.exceptions import HTTPException
     from starlette.requests import ClientDisconnect
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
@@ -57,7 +72,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from .jobs import JobManager
 from .routes import ROUTERS, STATIC_DIR
 from .server import Server
-from .settings import Limits
+from .settings import Limits, trusted_hosts
 from .uploads import UploadError
 
 #: Sent with every response. The page loads nothing from elsewhere, and says so.
@@ -93,7 +108,84 @@ class _SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def _split_host(value: str) -> tuple[str, str]:
+    """``(host, port)`` of a ``Host`` header value; IPv6 without brackets, lower case.
+
+    >>> _split_host("[::1]:8000"), _split_host("LocalHost")
+    (('::1', '8000'), ('localhost', ''))
+    """
+    value = value.strip().lower()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return host, rest.removeprefix(":")
+    host, _, port = value.partition(":")
+    return host, port
+
+
+#: Requests that change nothing: any origin may send them.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class _OriginGuard:
+    """Pure ASGI middleware: a ``Host`` this server answers to, and same-origin writes.
+
+    ``Host`` must name one of ``hosts`` (``"*"`` lets every name in), else 400: a page
+    on another site whose name resolves to this machine (DNS rebinding) is refused.
+    A request other than GET/HEAD/OPTIONS is refused with 403 when its ``Origin`` is
+    not this server (``scheme://Host``), or, without ``Origin``, when the browser's
+    ``Sec-Fetch-Site`` says another site sent it. Clients that send neither (curl,
+    scripts) pass.
+    """
+
+    def __init__(self, app, hosts):
+        self.app = app
+        self.hosts = frozenset(hosts)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        host_header = headers.get("host", "")
+        host, _ = _split_host(host_header)
+        if "*" not in self.hosts and host not in self.hosts:
+            shown = host_header[:80]
+            await _refuse(send, 400, "bad_host", f"this server does not answer to {shown!r}")
+            return
+        if scope["method"] not in SAFE_METHODS and not _same_origin(headers, host_header):
+            await _refuse(send, 403, "cross_origin", "refused: the request came from another site")
+            return
+        await self.app(scope, receive, send)
+
+
+def _same_origin(headers: dict[str, str], host_header: str) -> bool:
+    origin = headers.get("origin")
+    if origin is None:
+        return headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
+    parts = urlsplit(origin.strip().lower())
+    return parts.scheme in ("http", "https") and parts.netloc == host_header.strip().lower()
+
+
+async def _refuse(send, status: int, code: str, message: str) -> None:
+    body = json.dumps({"detail": message, "code": code}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 # ---------------------------------------------------------------------------- errors
+#: The ``code`` of refusals that Starlette itself raises (unknown path, wrong method).
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed"}
+
+
+async def _http_error(request, exc: HTTPException):
+    code = HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+    detail = exc.detail if isinstance(exc.detail, str) else "refused"
+    return JSONResponse(
+        {"detail": detail, "code": code}, status_code=exc.status_code, headers=exc.headers
+    )
+
+
 async def _refused(request, exc: UploadError):
     headers = {"retry-after": "5"} if exc.status == 429 else None
     return JSONResponse(
@@ -138,13 +230,11 @@ def create_app(
     model_path=None,
     *,
     models_dir=None,
-    max_upload_bytes: int = Limits.max_upload_bytes,
-    max_pixels: int = Limits.max_pixels,
-    max_jobs: int = Limits.max_jobs,
-    result_ttl_s: float = Limits.result_ttl_s,
-    image_workers: int = Limits.image_workers,
-    max_pending_images: int = Limits.max_pending_images,
+    limits: Limits | None = None,
+    host: str = "127.0.0.1",
+    allowed_hosts=(),
     workdir=None,
+    **limit_values,
 ) -> FastAPI:
     """Build the web app.
 
@@ -153,12 +243,20 @@ def create_app(
     model_path : path or None
         The default model; None for the bundled one.
     models_dir : path or None
-        A folder whose ``*.npz`` models are offered too (named by file stem).
-    max_upload_bytes, max_pixels, max_jobs, result_ttl_s, image_workers, max_pending_images
-        The limits, see :class:`~somcolor.web.settings.Limits`.
+        A folder whose ``*.npz`` models are offered too (named by file stem; a name
+        already taken gets ``-2``, ``-3``, ... and a warning).
+    limits : Limits, optional
+        The limits (default: :class:`~somcolor.web.settings.Limits`' defaults).
+    host : str
+        The address the server is bound to: requests may name it in ``Host``.
+    allowed_hosts : iterable of str
+        More ``Host`` names to answer to besides ``host`` and the local names
+        (``localhost``, ``127.0.0.1``, ``::1``); ``"*"`` for any.
     workdir : path or None
         Where the private folder for uploads and results is made (default: the
         system's temp folder). It is deleted when the app shuts down.
+    **limit_values
+        Single limits by name (``max_jobs=4``), applied over ``limits``.
 
     Raises
     ------
@@ -166,15 +264,10 @@ def create_app(
         If the model cannot be loaded or ``models_dir`` does not exist.
     ValueError
         If a limit is not a positive number.
+    TypeError
+        If a keyword is neither a parameter nor a limit.
     """
-    limits = Limits(
-        max_upload_bytes=max_upload_bytes,
-        max_pixels=max_pixels,
-        max_jobs=max_jobs,
-        result_ttl_s=result_ttl_s,
-        image_workers=image_workers,
-        max_pending_images=max_pending_images,
-    )
+    limits = replace(limits or Limits(), **limit_values)
     app = FastAPI(
         title="somcolor",
         version=__version__,
@@ -184,11 +277,13 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.server = Server(model_path, models_dir, limits, workdir)
-    app.add_middleware(_SecurityHeaders)
+    app.add_middleware(_OriginGuard, hosts=trusted_hosts(host, allowed_hosts))
+    app.add_middleware(_SecurityHeaders)  # added last: outermost, so on refusals too
     app.add_exception_handler(UploadError, _refused)
     app.add_exception_handler(SomcolorError, _bad_input)
     app.add_exception_handler(Exception, _internal)
     app.add_exception_handler(ClientDisconnect, _gone)
+    app.add_exception_handler(HTTPException, _http_error)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router)

@@ -1,11 +1,14 @@
-"""Video jobs: one background thread each, a bounded number at once, results kept a while.
+"""Video jobs: one background thread each, a bounded number held, results kept a while.
 
-A job is reserved before its upload is read (so a full server answers 429 at once,
-without taking the file), started once the upload checks out, and runs
-``work(src, dst, progress)`` in a daemon thread. When it ends, its upload is deleted;
-its result stays for ``ttl_s`` seconds, then :meth:`JobManager.sweep` deletes it and
-remembers the id as expired. Job ids are random (96 bits): knowing one is what lets a
-client read a job.
+A job slot is reserved once the upload has arrived (a client that sends slowly holds
+an upload slot, bounded by the upload deadlines, never a job slot), and the job runs
+``work(src, dst, progress, cancel)`` in a daemon thread. When it ends, its upload is
+deleted; its result stays for ``ttl_s`` seconds, then :meth:`JobManager.sweep` deletes
+it and remembers the id as expired. Every job held counts against ``max_jobs``:
+queued, running, or finished with its result still stored. :meth:`JobManager.delete`
+cancels a job (its thread stops at the next frame) and deletes its files; the slot
+frees once its thread has ended. Job ids are random (96 bits): knowing one is what
+lets a client read or delete a job.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..exceptions import SomcolorError
@@ -28,8 +31,9 @@ log = logging.getLogger(__name__)
 #: Expired job ids remembered (to answer 410 rather than 404), oldest forgotten first.
 MAX_EXPIRED_IDS = 10_000
 
-#: ``work(src, dst, progress)`` -> a JSON-able summary; ``progress(done, total_or_None)``.
-Work = Callable[[Path, Path, Callable[[int, int | None], None]], dict]
+#: ``work(src, dst, progress, cancel)`` -> a JSON-able summary; ``progress(done,
+#: total_or_None)``; ``cancel`` is a :class:`threading.Event` set when the job is deleted.
+Work = Callable[[Path, Path, Callable[[int, int | None], None], threading.Event], dict]
 
 
 @dataclass
@@ -45,6 +49,7 @@ class Job:
     error: str | None = None
     summary: dict | None = None
     finished: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event)
 
     def status(self, ttl_s: float, now: float) -> dict:
         """The job as the API reports it."""
@@ -74,7 +79,7 @@ class _Reservation:
 
 
 class JobManager:
-    """At most ``max_jobs`` video jobs queued or running; finished ones kept ``ttl_s``."""
+    """At most ``max_jobs`` video jobs held (queued, running or stored); results kept ``ttl_s``."""
 
     def __init__(self, folder: Path, *, max_jobs: int, ttl_s: float, clock=time.monotonic):
         self.folder = Path(folder)
@@ -84,22 +89,25 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._expired: OrderedDict[str, None] = OrderedDict()
         self._reserved = 0
+        self._stopping: set[str] = set()  # deleted jobs whose thread has not ended yet
         self._lock = threading.Lock()
 
-    def _active(self) -> int:
-        """Jobs queued or running, plus uploads reserved for new ones (call with the lock held)."""
-        return self._reserved + sum(j.finished is None for j in self._jobs.values())
+    def _held(self) -> int:
+        """Jobs held (queued, running, stored, or deleted but still stopping), plus
+        reservations (call with the lock held)."""
+        return self._reserved + len(self._jobs) + len(self._stopping)
 
     @contextmanager
     def reservation(self):
-        """Hold a job slot while the upload is received; 429 when none is free."""
+        """Hold a job slot while a received upload is checked; 429 when none is free."""
         with self._lock:
-            if self._active() >= self.max_jobs:
+            if self._held() >= self.max_jobs:
                 raise UploadError(
                     429,
                     "too_many_jobs",
-                    f"the server is busy with {self.max_jobs} video job(s); "
-                    "try again when one has finished",
+                    f"the server holds {self.max_jobs} video job(s), running or with a "
+                    "result not yet fetched; try again when one has ended or been deleted "
+                    "(DELETE /api/jobs/{id})",
                 )
             self._reserved += 1
         slot = _Reservation()
@@ -132,7 +140,7 @@ class JobManager:
 
         job.state = "running"
         try:
-            job.summary = work(job.src, job.dst, progress)
+            job.summary = work(job.src, job.dst, progress, job.cancel)
             job.state = "done"
             log.info("job %s done in %.1f s", job.id, self.clock() - job.created)
         except SomcolorError as exc:
@@ -144,9 +152,12 @@ class JobManager:
             job.state = "failed"
         finally:
             job.src.unlink(missing_ok=True)
-            if job.state != "done":
+            with self._lock:
+                job.finished = self.clock()
+                self._stopping.discard(job.id)
+                deleted = job.id not in self._jobs
+            if job.state != "done" or deleted:
                 job.dst.unlink(missing_ok=True)
-            job.finished = self.clock()
 
     def _scrub(self, message: str, job: Job) -> str:
         """An error message without the server's private paths."""
@@ -166,6 +177,21 @@ class JobManager:
                 410, "job_expired", f"this job's result was deleted after {self.ttl_s:g} s"
             )
         raise UploadError(404, "unknown_job", "no such job")
+
+    def delete(self, job_id: str) -> None:
+        """Cancel the job ``job_id`` and delete it with its files; 404/410 as :meth:`get`."""
+        job = self.get(job_id)
+        job.cancel.set()
+        with self._lock:
+            if self._jobs.pop(job.id, None) is None:
+                return  # deleted meanwhile
+            running = job.finished is None
+            if running:
+                self._stopping.add(job.id)  # its thread deletes the files when it ends
+        if not running:
+            job.dst.unlink(missing_ok=True)
+            job.src.unlink(missing_ok=True)
+        log.info("job %s deleted (%s)", job.id, job.state)
 
     def status(self, job: Job) -> dict:
         return job.status(self.ttl_s, self.clock())

@@ -3,7 +3,8 @@
 * :data:`page_router`: ``GET /``, the page;
 * :data:`meta_router`: ``GET /api/health`` and ``GET /api/config``;
 * :data:`photo_router`: ``POST /api/colorize``;
-* :data:`job_router`: ``POST /api/jobs``, ``GET /api/jobs/{id}`` and its ``/result``.
+* :data:`job_router`: ``POST /api/jobs``, ``GET`` and ``DELETE /api/jobs/{id}``, and
+  ``GET /api/jobs/{id}/result``.
 
 Handlers hold no state of their own: each reads the app's
 :class:`~somcolor.web.server.Server` from ``request.app.state.server``.
@@ -17,10 +18,12 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
 
 from ..decode import DECODERS
 from .server import Server
 from .uploads import UploadError
+from .workers import Stopped
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -109,7 +112,7 @@ photo_router = APIRouter()
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "the colorized photo (PNG)"},
-        **_errors(400, 413, 415, 422, 429),
+        **_errors(400, 403, 408, 413, 415, 422, 429, 503),
     },
     openapi_extra=_form_body(video=False),
 )
@@ -117,23 +120,25 @@ async def colorize(request: Request):
     """Send a photo (PNG, JPEG, GIF, BMP, TIFF, WebP; gray or color) as the form field
     ``file``; get the colorized photo back as PNG, the same size."""
     server = _server(request)
-    with server.photo_slot():
-        upload = await server.receive(request, ("model", "decoder"))
-        try:
-            model = server.model_for(upload.fields)
+    upload = await server.receive(request, ("model", "decoder"))
+    try:
+        with server.photo_slot():
+            choice = server.model_choice(upload.fields)
             loop = asyncio.get_running_loop()
-            png, info = await loop.run_in_executor(
-                server.pool, server.colorize_photo, upload.path, model
-            )
-        finally:
-            upload.discard()
+            await loop.run_in_executor(None, server.check_photo, upload.path)
+            try:
+                result = await server.colorize_photo(upload.path, choice, request.is_disconnected)
+            except Stopped:  # the client left: nobody reads the answer
+                raise ClientDisconnect() from None
+    finally:
+        upload.discard()
     return Response(
-        png,
+        result.png,
         media_type="image/png",
         headers={
             "content-disposition": f'inline; filename="{upload.filename}_color.png"',
-            "x-somcolor-seconds": f"{info.seconds:.3f}",
-            "x-somcolor-gamut-clipped": str(info.gamut_clipped),
+            "x-somcolor-seconds": f"{result.seconds:.3f}",
+            "x-somcolor-gamut-clipped": str(result.gamut_clipped),
         },
     )
 
@@ -147,22 +152,22 @@ job_router = APIRouter()
     summary="Start colorizing a video",
     status_code=202,
     response_model=JobStatus,
-    responses=_errors(400, 413, 415, 422, 429, 501),
+    responses=_errors(400, 403, 408, 413, 415, 422, 429, 501),
     openapi_extra=_form_body(video=True),
 )
 async def create_job(request: Request):
     """Send a video as the form field ``file``; poll ``GET /api/jobs/{id}`` for progress,
-    then fetch the MP4 from ``result_url``. Results are deleted after the TTL."""
+    then fetch the MP4 from ``result_url``. Results are deleted after the TTL, or by
+    ``DELETE /api/jobs/{id}``; until then they count against the job limit."""
     server = _server(request)
     if server.video is None:
         raise UploadError(501, "no_video", server.video_error)
-    with server.jobs.reservation() as slot:
-        upload = await server.receive(request, ("model", "decoder", "smoothing"))
-        try:
+    upload = await server.receive(request, ("model", "decoder", "smoothing"))
+    try:
+        with server.jobs.reservation() as slot:  # only once the whole upload is in
             model = server.model_for(upload.fields)
             smoothing = server.smoothing(upload.fields)
             loop = asyncio.get_running_loop()
-            # The default pool: a quick probe should not wait behind queued photos.
             await loop.run_in_executor(None, server.check_video, upload.path)
             job = server.jobs.start(
                 slot,
@@ -170,9 +175,9 @@ async def create_job(request: Request):
                 upload.path,
                 download_name=f"{upload.filename}_color.mp4",
             )
-        except BaseException:
-            upload.discard()
-            raise
+    except BaseException:
+        upload.discard()
+        raise
     status = server.jobs.status(job)
     return JSONResponse(status, status_code=202, headers={"location": f"/api/jobs/{job.id}"})
 
@@ -186,6 +191,20 @@ async def create_job(request: Request):
 async def job_status(request: Request, job_id: str):
     jobs = _server(request).jobs
     return jobs.status(jobs.get(job_id))
+
+
+@job_router.delete(
+    "/api/jobs/{job_id}",
+    summary="Cancel a video job and delete it with its result",
+    status_code=204,
+    response_class=Response,
+    responses=_errors(403, 404, 410),
+)
+async def delete_job(request: Request, job_id: str):
+    """A running job stops at its next frame; the job, its upload and its result are
+    deleted, and its slot frees once it has stopped."""
+    _server(request).jobs.delete(job_id)
+    return Response(status_code=204)
 
 
 @job_router.get(

@@ -1,4 +1,4 @@
-"""What one web app holds: its limits, models, private folder, thread pool and jobs.
+"""What one web app holds: its limits, models, private folder, photo workers and jobs.
 
 :func:`somcolor.web.app.create_app` makes one :class:`Server` and keeps it as
 ``app.state.server``; the route handlers (:mod:`.routes`) call its methods. Nothing
@@ -11,35 +11,32 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
-import io
 import logging
 import shutil
 import tempfile
 import threading
 import weakref
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from .. import load
 from .._version import __version__
 from ..decode import DECODERS
-from ..exceptions import ImageReadError, SomcolorError
-from ..io import read_image
+from ..exceptions import SomcolorError
+from ..io import IMAGE_FORMATS
 from .jobs import JobManager
 from .settings import Limits
 from .uploads import (
-    IMAGE_FORMATS,
     Upload,
     UploadError,
     image_size,
     looks_like_video,
     receive_upload,
 )
+from .workers import PhotoResult, PhotoWorkers, Stopped
 
 log = logging.getLogger(__name__)
 
@@ -53,26 +50,54 @@ class _ModelEntry:
     name: str
     label: str
     model: object
+    source: object  #: what :func:`somcolor.load` was given (for the photo workers)
+
+
+def _free_name(stem: str, taken) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``, ... whichever is not ``taken``.
+
+    >>> _free_name("default", {"default", "default-2"})
+    'default-3'
+    """
+    name, n = stem, 1
+    while name in taken:
+        n += 1
+        name = f"{stem}-{n}"
+    return name
 
 
 def _load_models(model_path, models_dir) -> dict[str, _ModelEntry]:
-    """The default model (bundled, or ``model_path``) plus every loadable .npz in ``models_dir``."""
-    default = load(model_path)
+    """The default model (bundled, or ``model_path``) plus every loadable .npz in ``models_dir``.
+
+    A file whose stem is taken (``default.npz`` beside the default model, or by a
+    ``default-2.npz``) is offered under the next free ``stem-N``, with a warning.
+    """
+    source = None if model_path is None else str(model_path)
     label = "bundled model" if model_path is None else Path(model_path).name
-    models = {DEFAULT_MODEL_NAME: _ModelEntry(DEFAULT_MODEL_NAME, label, default)}
+    entry = _ModelEntry(DEFAULT_MODEL_NAME, label, load(source), source)
+    models = {DEFAULT_MODEL_NAME: entry}
     if model_path is None:
-        models["fast"] = _ModelEntry(
-            "fast", "bundled fast model (paper's configuration)", load("fast")
-        )
+        label = "bundled fast model (paper's configuration)"
+        models["fast"] = _ModelEntry("fast", label, load("fast"), "fast")
     if models_dir is None:
         return models
     folder = Path(models_dir)
     if not folder.is_dir():
         raise SomcolorError(f"{folder}: models folder not found")
-    for path in sorted(folder.glob("*.npz")):
-        name = path.stem if path.stem not in models else f"{path.stem}-2"
+    paths = sorted(folder.glob("*.npz"))
+    stems = {p.stem for p in paths}
+    for path in paths:
+        # Reserve the folder's own stems, so that default-2.npz keeps its name.
+        name = _free_name(path.stem, models.keys() | (stems - {path.stem}))
+        if name != path.stem:
+            log.warning(
+                "models folder: %s is offered as %r (the name %r is taken)",
+                path.name,
+                name,
+                path.stem,
+            )
         try:
-            models[name] = _ModelEntry(name, path.name, load(path))
+            models[name] = _ModelEntry(name, path.name, load(path), str(path))
         except SomcolorError as exc:
             log.warning("skipping %s: %s", path, exc)
     return models
@@ -105,7 +130,7 @@ def _summary(report, folder: Path) -> dict:
 
 
 class _LockedModel:
-    """A model whose ``predict_uv`` runs under the server's colorize lock.
+    """A model whose ``predict_uv`` runs under the video jobs' shared lock.
 
     :func:`somcolor.video.colorize_video` calls only ``predict_uv``; anything else is
     passed through to the model.
@@ -124,7 +149,12 @@ class _LockedModel:
 
 
 class Server:
-    """Everything one app holds: limits, models, the private folder, pools and jobs."""
+    """Everything one app holds: limits, models, the private folder, workers and jobs.
+
+    Photos are colorized in :attr:`photos` (worker processes, see :mod:`.workers`);
+    video jobs in threads of this process, their frames one at a time across jobs
+    (each call already uses every core).
+    """
 
     def __init__(self, model_path, models_dir, limits: Limits, workdir):
         self.limits = limits
@@ -132,24 +162,26 @@ class Server:
         # mkdtemp: a fresh folder with a random name, mode 0700.
         self.folder = Path(tempfile.mkdtemp(prefix="somcolor-web-", dir=workdir))
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
-        self.pool = ThreadPoolExecutor(limits.image_workers, thread_name_prefix="somcolor-photo")
+        sources = [(e.name, e.source) for e in self.models.values()]
+        self.photos = PhotoWorkers(sources, limits.image_workers)
         self.jobs = JobManager(self.folder, max_jobs=limits.max_jobs, ttl_s=limits.result_ttl_s)
         self.video, self.video_error = _import_video()
-        self.colorize_lock = threading.Lock()
+        self.video_lock = threading.Lock()
         self._variants: dict[tuple[str, str], object] = {}
         self._lock = threading.Lock()
         self._pending = 0
-        # Warm up: load numba's cached kernels now rather than in the first request.
+        self._uploading = 0
+        # Warm up: load numba's cached kernels now rather than in the first video.
         self.models[DEFAULT_MODEL_NAME].model.colorize(np.zeros((8, 8), np.uint8))
 
     def close(self) -> None:
-        """Stop the photo pool and delete the private folder with everything in it."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        """Stop the photo workers and delete the private folder with everything in it."""
+        self.photos.close()
         self._cleanup()
 
     # ------------------------------------------------------------------ options
-    def model_for(self, fields: dict[str, str]):
-        """The model named in the form, set to the form's decoder (a cached copy)."""
+    def model_choice(self, fields: dict[str, str]) -> tuple[str, str]:
+        """The form's ``(model name, decoder)``, checked (422 if unknown)."""
         name = fields.get("model") or DEFAULT_MODEL_NAME
         entry = self.models.get(name)
         if entry is None:
@@ -165,6 +197,12 @@ class Server:
                 "bad_option",
                 f"unknown decoder {decoder[:40]!r}, expected one of {sorted(DECODERS)}",
             )
+        return name, decoder
+
+    def model_for(self, fields: dict[str, str]):
+        """The model named in the form, set to the form's decoder (a cached copy)."""
+        name, decoder = self.model_choice(fields)
+        entry = self.models[name]
         with self._lock:
             variant = self._variants.get((name, decoder))
             if variant is None:
@@ -194,26 +232,41 @@ class Server:
 
     # ------------------------------------------------------------------ uploads
     async def receive(self, request, fields) -> Upload:
-        """Stream the request's upload into the private folder, within the size limit."""
-        return await receive_upload(
-            request, self.folder, max_bytes=self.limits.max_upload_bytes, fields=fields
-        )
+        """Stream the request's upload into the private folder, within the limits.
 
-    # ------------------------------------------------------------------ photos
+        429 when ``max_uploads`` are being received already; 413 past the size limit;
+        408 past the read deadlines.
+        """
+        lim = self.limits
+        with self._count("_uploading", lim.max_uploads, "uploads"):
+            return await receive_upload(
+                request,
+                self.folder,
+                max_bytes=lim.max_upload_bytes,
+                fields=fields,
+                chunk_timeout_s=lim.upload_chunk_timeout_s,
+                total_timeout_s=lim.upload_timeout_s,
+            )
+
     @contextmanager
-    def photo_slot(self):
-        """Count a photo request in; 429 when ``max_pending_images`` are already in."""
+    def _count(self, counter: str, limit: int, what: str):
+        """Count a request in ``counter`` while inside; 429 when ``limit`` are in."""
         with self._lock:
-            if self._pending >= self.limits.max_pending_images:
+            if getattr(self, counter) >= limit:
                 raise UploadError(
-                    429, "busy", "the server is busy with other photos; try again in a moment"
+                    429, "busy", f"the server is busy with other {what}; try again in a moment"
                 )
-            self._pending += 1
+            setattr(self, counter, getattr(self, counter) + 1)
         try:
             yield
         finally:
             with self._lock:
-                self._pending -= 1
+                setattr(self, counter, getattr(self, counter) - 1)
+
+    # ------------------------------------------------------------------ photos
+    def photo_slot(self):
+        """Count a received photo in; 429 when ``max_pending_images`` are already in."""
+        return self._count("_pending", self.limits.max_pending_images, "photos")
 
     def identify(self, path: Path, *, video_first: bool = False) -> str:
         """``"photo"`` or ``"video"``, by content; else 415 (foreign) or 422 (damaged).
@@ -236,21 +289,37 @@ class Server:
             f"not a photo ({', '.join(IMAGE_FORMATS)}) or a video this server can read",
         )
 
-    def colorize_photo(self, path: Path, model) -> tuple[bytes, object]:
-        """Check, read, colorize and PNG-encode an uploaded photo (in a worker thread)."""
+    def check_photo(self, path: Path) -> None:
+        """Refuse an upload that is not a photo (judged by content; in a thread)."""
         if self.identify(path) == "video":
             raise UploadError(415, "video_not_photo", "this is a video: send it to POST /api/jobs")
+
+    async def colorize_photo(self, path: Path, choice: tuple[str, str], disconnected):
+        """Colorize a checked photo in a worker process, within ``photo_timeout_s``.
+
+        ``disconnected`` is an async callable (``request.is_disconnected``). Raises
+        :class:`~.workers.Stopped` if the client leaves, and :class:`UploadError` 503
+        (``timeout``) when the deadline passes; in both cases the worker is killed.
+        """
+        limit = self.limits.photo_timeout_s
         try:
-            image = read_image(path, max_pixels=self.limits.max_pixels)
-        except ImageReadError:
-            raise UploadError(
-                422, "corrupt_image", "the photo is damaged or truncated and cannot be read"
-            ) from None
-        with self.colorize_lock:
-            rgb, info = model.colorize(image, return_info=True)
-        buf = io.BytesIO()
-        Image.fromarray(rgb).save(buf, format="PNG")
-        return buf.getvalue(), info
+            reply = await self.photos.colorize(
+                path, *choice, self.limits.max_pixels, timeout=limit, disconnected=disconnected
+            )
+        except Stopped as exc:
+            if exc.why == "timeout":
+                raise UploadError(
+                    503, "timeout", f"colorizing took longer than the limit of {limit:g} s"
+                ) from None
+            raise
+        kind, *rest = reply
+        if kind == "ok":
+            return PhotoResult(*rest)
+        if kind == "refused":
+            raise UploadError(*rest)
+        if kind == "bad_input":
+            raise SomcolorError(rest[0])
+        raise RuntimeError(f"photo worker: {rest[0]}")
 
     def is_video(self, path: Path) -> bool:
         """Whether ``path`` is a video this server can read (False without video support)."""
@@ -270,14 +339,25 @@ class Server:
             )
 
     def video_work(self, model, smoothing: float):
-        """A job's ``work(src, dst, progress)``: colorize the video, return its summary."""
+        """A job's ``work(src, dst, progress, cancel)``: colorize the video within the
+        limits, return its summary."""
         colorize_video = self.video.colorize_video
-        max_pixels = self.limits.max_pixels
-        locked = _LockedModel(model, self.colorize_lock)
+        lim = self.limits
+        locked = _LockedModel(model, self.video_lock)
 
-        def work(src: Path, dst: Path, progress) -> dict:
+        def work(src: Path, dst: Path, progress, cancel) -> dict:
             report = colorize_video(
-                src, dst, locked, smoothing=smoothing, max_pixels=max_pixels, progress=progress
+                src,
+                dst,
+                locked,
+                smoothing=smoothing,
+                max_pixels=lim.max_pixels,
+                max_frames=lim.max_video_frames,
+                max_duration=lim.max_video_seconds,
+                max_seconds=lim.job_timeout_s,
+                max_output_bytes=lim.max_result_bytes,
+                cancel=cancel,
+                progress=progress,
             )
             return _summary(report, self.folder)
 
@@ -300,11 +380,5 @@ class Server:
                 "why_not": self.video_error,
                 "smoothing": self.default_smoothing(),
             },
-            "limits": {
-                "max_upload_bytes": lim.max_upload_bytes,
-                "max_pixels": lim.max_pixels,
-                "max_jobs": lim.max_jobs,
-                "result_ttl_s": lim.result_ttl_s,
-                "image_formats": list(IMAGE_FORMATS),
-            },
+            "limits": {**asdict(lim), "image_formats": list(IMAGE_FORMATS)},
         }

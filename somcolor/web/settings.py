@@ -9,6 +9,34 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 MIB = 1 << 20
+GIB = 1 << 30
+
+#: Host names every server answers to: the machine itself.
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+#: Addresses that mean "every interface": not a name a browser sends in ``Host``.
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
+
+
+def trusted_hosts(bound_host: str = "127.0.0.1", extra=()) -> tuple[str, ...]:
+    """The ``Host`` names a server bound to ``bound_host`` answers to.
+
+    The bound host itself (unless it is a wildcard address), the local names, and
+    ``extra``; ``"*"`` in ``extra`` lets every name in. Names are lower case, IPv6
+    addresses without brackets.
+
+    >>> trusted_hosts("192.168.1.5")
+    ('192.168.1.5', '127.0.0.1', 'localhost', '::1')
+    >>> trusted_hosts("0.0.0.0", ["photos.lan"])
+    ('127.0.0.1', 'localhost', '::1', 'photos.lan')
+    """
+    names = [] if bound_host in WILDCARD_HOSTS else [bound_host]
+    names += [*LOCAL_HOSTS, *extra]
+    out = []
+    for name in names:
+        name = name.strip().lower().removeprefix("[").removesuffix("]")
+        if name and name not in out:
+            out.append(name)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -25,16 +53,35 @@ class Limits:
 
     #: Largest uploaded file (photo or video), in bytes. Larger uploads get 413.
     max_upload_bytes: int = 100 * MIB
-    #: Largest photo or video frame, in pixels (4096 x 4096). Larger ones get 413.
+    #: Largest photo or video frame, in pixels (4096 x 4096). Larger ones get 413 (a
+    #: photo) or fail the job (a video: every decoded frame is checked).
     max_pixels: int = 4096 * 4096
-    #: Video jobs queued or running at once; one more gets 429.
+    #: Uploads being received at once (photos and videos); one more gets 429.
+    max_uploads: int = 64
+    #: Seconds an upload may go without sending a byte; then it gets 408.
+    upload_chunk_timeout_s: float = 30.0
+    #: Seconds a whole upload may take; then it gets 408.
+    upload_timeout_s: float = 600.0
+    #: Worker processes colorizing photos, one photo each at a time.
+    image_workers: int = 2
+    #: Photos received and waiting for a worker or being colorized; one more gets 429.
+    max_pending_images: int = 64
+    #: Seconds a received photo may wait and be colorized; then its worker is stopped
+    #: and the request gets 503.
+    photo_timeout_s: float = 120.0
+    #: Video jobs held at once, queued, running or finished with a result not yet
+    #: deleted (by ``DELETE /api/jobs/{id}`` or after ``result_ttl_s``); one more gets 429.
     max_jobs: int = 2
     #: Seconds a finished video job and its result are kept; then both are deleted.
     result_ttl_s: float = 15 * 60
-    #: Photos decoded and encoded at once (the colorizing step itself runs one at a time).
-    image_workers: int = 2
-    #: Photo requests in the server at once, waiting or working; one more gets 429.
-    max_pending_images: int = 64
+    #: Frames a video job may decode (10 minutes at 30 frames/s); then it fails.
+    max_video_frames: int = 18_000
+    #: Seconds of video a job may hold, first frame to last; then it fails.
+    max_video_seconds: float = 10 * 60
+    #: Seconds of wall time a video job may run; then it fails.
+    job_timeout_s: float = 60 * 60
+    #: Bytes a video job's result may reach; then it fails.
+    max_result_bytes: int = 2 * GIB
 
     def __post_init__(self):
         for f in fields(self):

@@ -4,15 +4,19 @@ A ``multipart/form-data`` body is parsed as it arrives (python-multipart's strea
 parser): the one file part goes straight to a file with a generated name in the
 server's private folder, the few text fields stay in memory. Nothing of the client's
 file name is used for storage, and the upload is cut off with 413 as soon as it
-passes the size limit, before the rest is read. (FastAPI's ``UploadFile`` would spool
-large files to the system's shared temp folder, and only after the whole body is in.)
+passes the size limit, before the rest is read, and with 408 when the client stops
+sending for longer than the read deadline or takes longer than the total one.
+(FastAPI's ``UploadFile`` would spool large files to the system's shared temp folder,
+and only after the whole body is in.)
 
 What a file *is* is decided by its content only: Pillow, limited to
-:data:`IMAGE_FORMATS`, for photos; :func:`somcolor.video.is_video` for videos.
+:data:`somcolor.io.IMAGE_FORMATS` (the list the CLI reads too), for photos;
+:func:`somcolor.video.is_video` for videos.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
@@ -25,9 +29,7 @@ from python_multipart import MultipartParser
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
-#: Photo formats accepted, as Pillow names them. Pillow opens many more (EPS, PSD, ...);
-#: only these common, well-fuzzed ones are let in.
-IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
+from ..io import IMAGE_FORMATS
 
 #: Leading bytes of those formats: a file that starts like one but does not decode is
 #: reported as a corrupt photo rather than as a foreign type.
@@ -192,7 +194,40 @@ class _FormReader:
             self.fields[self._part] = self._value.decode("utf-8", "replace").strip()
 
 
-async def receive_upload(request, folder: Path, *, max_bytes: int, fields=()) -> Upload:
+async def _chunks(request, chunk_timeout_s: float, total_timeout_s: float):
+    """The request body's chunks; 408 when one takes longer than ``chunk_timeout_s`` to
+    come or the whole body longer than ``total_timeout_s``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + total_timeout_s
+    stream = request.stream().__aiter__()
+    while True:
+        left = deadline - loop.time()
+        wait = min(chunk_timeout_s, left)
+        try:
+            if wait <= 0:
+                raise TimeoutError
+            chunk = await asyncio.wait_for(anext(stream), None if wait == float("inf") else wait)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            await stream.aclose()
+            if wait < chunk_timeout_s:
+                message = f"the upload took longer than the limit of {total_timeout_s:g} s"
+            else:
+                message = f"the upload stalled: nothing received for {chunk_timeout_s:g} s"
+            raise UploadError(408, "upload_timeout", message) from None
+        yield chunk
+
+
+async def receive_upload(
+    request,
+    folder: Path,
+    *,
+    max_bytes: int,
+    fields=(),
+    chunk_timeout_s: float = float("inf"),
+    total_timeout_s: float = float("inf"),
+) -> Upload:
     """Stream a multipart upload (one ``file`` part, text ``fields``) into ``folder``.
 
     Raises
@@ -200,7 +235,9 @@ async def receive_upload(request, folder: Path, *, max_bytes: int, fields=()) ->
     UploadError
         415 when the body is not ``multipart/form-data``, 413 when the file is larger
         than ``max_bytes`` (from ``Content-Length`` before reading, or as it arrives),
-        400 for a malformed form, a missing or empty file, or unknown fields.
+        408 when no byte comes for ``chunk_timeout_s`` seconds or the body takes
+        longer than ``total_timeout_s``, 400 for a malformed form, a missing or empty
+        file, or unknown fields.
     """
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     if kind != b"multipart/form-data" or not params.get(b"boundary"):
@@ -220,7 +257,7 @@ async def receive_upload(request, folder: Path, *, max_bytes: int, fields=()) ->
         except (FormParserError, ValueError):
             raise UploadError(400, "bad_form", "malformed multipart boundary") from None
         received = 0
-        async for chunk in request.stream():
+        async for chunk in _chunks(request, chunk_timeout_s, total_timeout_s):
             received += len(chunk)
             if received > max_bytes + FORM_OVERHEAD:
                 raise _too_large(max_bytes)

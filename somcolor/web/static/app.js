@@ -8,6 +8,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 let config = null;
 let objectUrls = [];
 let lastPhoto = null; // re-colorized when a setting changes
+let lastJob = null; // our last video job: deleted before the next one starts
 let run = 0; // each new file bumps it; older runs stop updating the page
 
 function humanBytes(n) {
@@ -109,12 +110,19 @@ async function colorizePhoto(file, mine) {
 
 async function colorizeVideo(file, mine) {
   if (!config.video.available) return showError(config.video.why_not);
+  if (lastJob) {
+    // The server counts stored results against its job limit: free ours first.
+    const old = lastJob;
+    lastJob = null;
+    await fetch(`/api/jobs/${encodeURIComponent(old)}`, { method: "DELETE" }).catch(() => {});
+  }
   setStatus(`Uploading ${file.name}…`);
   const body = form(file, ["model", "decoder", "smoothing"]);
   const resp = await fetch("/api/jobs", { method: "POST", body });
   if (mine !== run) return;
   if (!resp.ok) return showError((await refusal(resp)).message);
   let job = await resp.json();
+  lastJob = job.id;
   $("video-before").src = objectUrl(file);
   $("video-result").hidden = false;
   while (job.state === "queued" || job.state === "running") {
