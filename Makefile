@@ -69,7 +69,8 @@ lint: $(STAMP) ## ruff: lint and format check
 smoke: $(STAMP) ## a one-minute run of every command and every paper target on tiny data
 	$(BIN)/python -m experiments.smoke
 
-bench: $(STAMP) ## speed and memory of every stage vs a naive reference, video frames/s -> experiments/results/
+bench: $(STAMP) ## the default model's speed vs its anchors; every stage vs a naive reference; video frames/s -> experiments/results/
+	$(BIN)/python -m experiments.bench_default
 	$(BIN)/python -m experiments.bench
 	$(BIN)/python -m experiments.bench_video
 	$(BIN)/python -m experiments.bench_video --work-size 480

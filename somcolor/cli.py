@@ -96,6 +96,7 @@ def _arg(parse):
 
 
 _positive = _arg(params.parse_positive)
+_positive_number = _arg(params.parse_positive_float)
 _work_size = _arg(params.parse_work_size)
 
 
@@ -705,8 +706,28 @@ def _port(text: str) -> int:
     return port
 
 
+#: ``somcolor serve``'s limit options: flag, :class:`~somcolor.web.settings.Limits` field,
+#: unit (the field is the option times it) and help.
+SERVE_LIMITS = (
+    ("--max-upload-mb", "max_upload_bytes", "MIB", "largest upload in MiB"),
+    ("--max-pixels", "max_pixels", 1, "largest photo or video frame in pixels"),
+    ("--max-uploads", "max_uploads", 1, "uploads received at once; more get 429"),
+    ("--upload-chunk-timeout", "upload_chunk_timeout_s", 1, "seconds an upload may stall (408)"),
+    ("--upload-timeout", "upload_timeout_s", 1, "seconds a whole upload may take (408)"),
+    ("--image-workers", "image_workers", 1, "worker processes colorizing photos"),
+    ("--max-pending-images", "max_pending_images", 1, "photos waiting or in work; more get 429"),
+    ("--photo-timeout", "photo_timeout_s", 1, "seconds a photo may wait and take (503)"),
+    ("--max-jobs", "max_jobs", 1, "video jobs held (running or with a stored result); 429"),
+    ("--result-ttl", "result_ttl_s", 1, "seconds a video result is kept"),
+    ("--max-video-frames", "max_video_frames", 1, "frames a video job may decode"),
+    ("--max-video-seconds", "max_video_seconds", 1, "seconds of video a job may hold"),
+    ("--job-timeout", "job_timeout_s", 1, "seconds of wall time a video job may run"),
+    ("--max-result-mb", "max_result_bytes", "MIB", "largest video result in MiB"),
+)
+
+
 def _add_serve(sub) -> None:
-    from .web.settings import MIB, Limits
+    from .web import settings
 
     s = sub.add_parser("serve", help="the web page: upload a photo or video, get it in color")
     s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -714,29 +735,23 @@ def _add_serve(sub) -> None:
     s.add_argument("--model", help="default model file (default: the bundled model)")
     s.add_argument("--models-dir", help="also offer every .npz model in this folder")
     s.add_argument(
-        "--max-upload-mb",
-        type=_positive,
-        default=Limits.max_upload_bytes // MIB,
-        help=f"largest upload in MiB (default {Limits.max_upload_bytes // MIB})",
+        "--allow-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also answer requests for this Host name (repeatable; * for any)",
     )
-    s.add_argument(
-        "--max-pixels",
-        type=_positive,
-        default=Limits.max_pixels,
-        help=f"largest photo or video frame (default {Limits.max_pixels})",
-    )
-    s.add_argument(
-        "--max-jobs",
-        type=_positive,
-        default=Limits.max_jobs,
-        help=f"video jobs at once; more get 429 (default {Limits.max_jobs})",
-    )
-    s.add_argument(
-        "--result-ttl",
-        type=_positive,
-        default=int(Limits.result_ttl_s),
-        help=f"seconds a video result is kept (default {int(Limits.result_ttl_s)})",
-    )
+    for flag, field, unit, text in SERVE_LIMITS:
+        unit = getattr(settings, unit) if isinstance(unit, str) else unit
+        default = getattr(settings.Limits, field) / unit
+        kind = int if isinstance(getattr(settings.Limits, field), int) else float
+        default = kind(default)
+        s.add_argument(
+            flag,
+            type=_positive if kind is int else _positive_number,
+            default=default,
+            help=f"{text} (default {default})",
+        )
     s.set_defaults(func=cmd_serve)
 
 
@@ -748,15 +763,18 @@ def cmd_serve(args) -> int:
     except ImportError as exc:
         _error(f"serve needs the web extra (no module {exc.name!r}): pip install 'somcolor[web]'")
         return EXIT_USAGE
-    from .web.settings import MIB
+    from .web import settings
 
+    limits = {}
+    for flag, field, unit, _ in SERVE_LIMITS:
+        unit = getattr(settings, unit) if isinstance(unit, str) else unit
+        limits[field] = getattr(args, flag[2:].replace("-", "_")) * unit
     app = create_app(
         args.model,
         models_dir=args.models_dir,
-        max_upload_bytes=args.max_upload_mb * MIB,
-        max_pixels=args.max_pixels,
-        max_jobs=args.max_jobs,
-        result_ttl_s=args.result_ttl,
+        host=args.host,
+        allowed_hosts=tuple(args.allow_host),
+        **limits,
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
     if args.host not in ("127.0.0.1", "localhost", "::1"):

@@ -851,3 +851,36 @@ def test_train_work_size_below_8_pixels_is_refused_before_reading(cli, photo_dir
     r = cli("train", photo_dir, "-o", tmp_path / "m.npz", "--work-size", "4")
     assert r.code == EXIT_USAGE and "--work-size" in r.err
     assert not (tmp_path / "m.npz").exists()
+
+
+def test_serve_passes_every_limit_host_and_allowed_host_to_the_app(cli, monkeypatch):
+    pytest.importorskip("fastapi")
+    pytest.importorskip("uvicorn")
+    import uvicorn
+
+    from somcolor.web import app as web_app
+    from somcolor.web.settings import MIB, Limits
+
+    seen = {}
+    monkeypatch.setattr(web_app, "create_app", lambda *a, **kw: seen.update(kw) or "app")
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(run=kw))
+    r = cli(
+        "serve",
+        "--host",
+        "192.0.2.7",
+        "--allow-host",
+        "photos.lan",
+        "--max-result-mb",
+        "5",
+        "--photo-timeout",
+        "2.5",
+        "--max-video-frames",
+        "10",
+    )
+    assert r.code == 0, r.err
+    assert seen["host"] == "192.0.2.7" and seen["allowed_hosts"] == ("photos.lan",)
+    assert seen["max_result_bytes"] == 5 * MIB and seen["photo_timeout_s"] == 2.5
+    assert seen["max_video_frames"] == 10
+    assert seen["max_upload_bytes"] == Limits.max_upload_bytes  # a default, unchanged
+    assert Limits(**{k: v for k, v in seen.items() if k in Limits.__dataclass_fields__})
+    assert seen["run"]["host"] == "192.0.2.7"
