@@ -47,6 +47,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", default="256,320", help="working sizes to train (px)")
     p.add_argument("--temperatures", default="0.28,0.24,0.2")
+    p.add_argument("--scales", default="4,16", help="coarse context levels of the models")
     p.add_argument("--limit", type=int, help="score only every n-th test photo")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--no-full", action="store_true", help="skip the full-resolution row")
@@ -70,14 +71,15 @@ def main(argv=None) -> int:
     temps = [float(t) for t in args.temperatures.split(",")]
     configs += [(int(s), temps) for s in args.sizes.split(",")]
     for size, temperatures in configs:
-        model = trained_model(
-            "bsds500", dict(CONTEXT_MODEL, work_size=size, **extra), train_files, cache
-        )
+        params = dict(CONTEXT_MODEL, work_size=size, **extra)
+        if size is not None:
+            params["scales"] = tuple(int(f) for f in args.scales.split(","))
+        model = trained_model("bsds500", params, train_files, cache)
         codebook = model.quantizer_.codebook_
         for T in temperatures:
             m = model.predictor()  # a Predictor of its own: set_params leaves model as it is
             m.set_params(**dict(DEFAULT_INFER, temperature=T))
-            name = f"work {size or 'full'}, T={T}"
+            name = f"work {size or 'full'}, scales {params['scales']}, T={T}"
             predictors[name] = ev.model_predictor(m)
             seconds[name] = _seconds_per_photo(m, photo)
             print(f"  {name}: {seconds[name]:.3f} s/photo", flush=True)
