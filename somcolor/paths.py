@@ -23,11 +23,14 @@ BUNDLED_MODELS = {"default": DEFAULT_MODEL, "fast": FAST_MODEL}
 def model_path(model=None) -> Path:
     """A model file: ``model`` itself, or the bundled model it names (None: ``default``).
 
+    A bundled model's name means that model unless a file of that name exists (a
+    folder of that name is no model file).
+
     >>> model_path("fast").name, model_path().name
     ('fast.npz', 'default.npz')
     """
     if model is None:
         return DEFAULT_MODEL
-    if str(model) in BUNDLED_MODELS and not Path(model).exists():
+    if str(model) in BUNDLED_MODELS and not Path(model).is_file():
         return BUNDLED_MODELS[str(model)]
     return Path(model)

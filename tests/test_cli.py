@@ -884,3 +884,33 @@ def test_serve_passes_every_limit_host_and_allowed_host_to_the_app(cli, monkeypa
     assert seen["max_upload_bytes"] == Limits.max_upload_bytes  # a default, unchanged
     assert Limits(**{k: v for k, v in seen.items() if k in Limits.__dataclass_fields__})
     assert seen["run"]["host"] == "192.0.2.7"
+
+
+# ---------------------------------------------------------------------------- damaged models
+def _with_infinite_work_size(src: Path, dst: Path) -> Path:
+    """A copy of the model ``src`` whose config says ``"work_size": Infinity``."""
+    with np.load(src) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "metadata"}
+        meta = json.loads(str(npz["metadata"]))
+    meta["config"]["work_size"] = float("inf")
+    np.savez(dst, metadata=np.array(json.dumps(meta)), **arrays)
+    return dst
+
+
+def test_a_folder_given_as_model_is_said_to_be_a_folder(cli, make_image, tmp_path):
+    src = make_image("scan.png", "gray")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    r = cli("colorize", src, "--model", f"{folder}/", "-o", tmp_path / "out.png")
+    assert r.code == EXIT_USAGE
+    _assert_one_error_line(r, folder, "is a directory, not a model file")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_model_with_infinite_numbers_is_a_one_line_usage_error(
+    cli, make_image, tiny_model_path, tmp_path
+):
+    bad = _with_infinite_work_size(tiny_model_path, tmp_path / "bad.npz")
+    r = cli("colorize", make_image("scan.png", "gray"), "--model", bad, "-o", tmp_path / "o.png")
+    assert r.code == EXIT_USAGE
+    _assert_one_error_line(r, bad, "damaged model file (metadata holds Infinity)")

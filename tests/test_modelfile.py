@@ -1,14 +1,19 @@
 """Tests for somcolor.modelfile: plain arrays plus JSON, never pickle."""
 
+import io
 import json
 import pickle
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from numpy.lib import format as npformat
 
 from somcolor import modelfile
 from somcolor.exceptions import ModelFormatError, SomcolorError
+from somcolor.paths import BUNDLED_MODELS, FAST_MODEL
+from somcolor.predict import Predictor
 
 
 class _Trap:
@@ -34,11 +39,11 @@ def no_unpickling(monkeypatch):
 
 def arrays():
     return {
-        "codebook": np.arange(18, dtype=np.float64).reshape(9, 2),
-        "weights": np.ones((4, 3), dtype=np.float32),
-        "classes": np.array([0, 3, 7], dtype=np.int64),
-        "small": np.array([1, 2], dtype=np.uint8),
-        "flags": np.array([True, False]),
+        "som_codebook": np.arange(18, dtype=np.float64).reshape(9, 2),
+        "mlp_coef_0": np.ones((4, 3), dtype=np.float32),
+        "mlp_classes": np.array([0, 3, 7], dtype=np.int64),
+        "net.conv1.bias": np.array([1, 2], dtype=np.uint8),
+        "class_weights": np.array([True, False]),
     }
 
 
@@ -86,9 +91,11 @@ def test_write_overwrites_by_default_and_refuses_when_asked(tmp_path):
 
 def test_write_refuses_object_arrays_and_the_reserved_key(tmp_path):
     with pytest.raises(ValueError, match="only numbers"):
-        modelfile.write(tmp_path / "m.npz", {"x": np.array([{"a": 1}], dtype=object)}, {})
+        modelfile.write(tmp_path / "m.npz", {"som_mean": np.array([{"a": 1}], dtype=object)}, {})
     with pytest.raises(ValueError, match="only numbers"):
-        modelfile.write(tmp_path / "m.npz", {"names": np.array(["a", "b"])}, {})
+        modelfile.write(tmp_path / "m.npz", {"som_mean": np.array(["a", "b"])}, {})
+    with pytest.raises(ValueError, match="not one a model file holds"):
+        modelfile.write(tmp_path / "m.npz", {"names": np.zeros(2)}, {})
     with pytest.raises(ValueError, match="reserved"):
         modelfile.write(tmp_path / "m.npz", {"metadata": np.zeros(1)}, {})
     assert list(tmp_path.iterdir()) == []
@@ -120,8 +127,8 @@ def test_npz_holding_an_object_array_is_refused_and_never_unpickled(tmp_path):
     path = write_raw_npz(
         tmp_path / "model.npz",
         metadata=header(),
-        codebook=np.zeros((2, 2)),
-        evil=np.array([_Trap(marker)], dtype=object),
+        som_codebook=np.zeros((2, 2)),
+        som_mean=np.array([_Trap(marker)], dtype=object),
     )
     with pytest.raises(ModelFormatError, match="pickle"):
         modelfile.read(path)
@@ -131,7 +138,9 @@ def test_npz_holding_an_object_array_is_refused_and_never_unpickled(tmp_path):
 def test_hostile_files_are_refused_with_unpickling_disabled(tmp_path, no_unpickling):
     raw = tmp_path / "raw.npz"
     raw.write_bytes(pickle.dumps({"a": 1}))
-    obj = write_raw_npz(tmp_path / "obj.npz", metadata=header(), x=np.array([1, "a"], dtype=object))
+    obj = write_raw_npz(
+        tmp_path / "obj.npz", metadata=header(), mlp_mean=np.array([1, "a"], dtype=object)
+    )
     for path in (raw, obj):
         with pytest.raises(ModelFormatError, match="pickle"):
             modelfile.read(path)
@@ -164,15 +173,18 @@ def test_empty_or_damaged_file_is_refused(tmp_path, content):
 def test_missing_file_is_refused(tmp_path):
     with pytest.raises(ModelFormatError, match="no such model file"):
         modelfile.read(tmp_path / "absent.npz")
-    with pytest.raises(ModelFormatError, match="no such model file"):
-        modelfile.read(tmp_path)  # a folder
+
+
+def test_a_folder_is_refused_as_a_directory(tmp_path):
+    with pytest.raises(ModelFormatError, match="is a directory, not a model file"):
+        modelfile.read(tmp_path)
 
 
 # --- the header -------------------------------------------------------------------------
 
 
 def test_npz_without_metadata_is_refused(tmp_path):
-    path = write_raw_npz(tmp_path / "model.npz", codebook=np.zeros((2, 2)))
+    path = write_raw_npz(tmp_path / "model.npz", som_codebook=np.zeros((2, 2)))
     with pytest.raises(ModelFormatError, match="no metadata header"):
         modelfile.read(path)
 
@@ -212,6 +224,179 @@ def test_invalid_format_version_is_refused(tmp_path, version):
 
 
 def test_non_numeric_array_is_refused(tmp_path):
-    path = write_raw_npz(tmp_path / "model.npz", metadata=header(), names=np.array(["a", "b"]))
-    with pytest.raises(ModelFormatError, match="names"):
+    path = write_raw_npz(tmp_path / "model.npz", metadata=header(), som_mean=np.array(["a", "b"]))
+    with pytest.raises(ModelFormatError, match="som_mean"):
         modelfile.read(path)
+
+
+# --- strict reading: sizes, entries and numbers checked before anything is read ----------
+
+
+def npy_header(descr: str, shape: tuple) -> bytes:
+    """An ``.npy`` header (format 1.0) declaring ``shape`` of ``descr``, without data."""
+    buf = io.BytesIO()
+    npformat.write_array_header_1_0(buf, {"descr": descr, "fortran_order": False, "shape": shape})
+    return buf.getvalue()
+
+
+def bundled_entries(**replace: bytes) -> dict[str, bytes]:
+    """The bundled fast model's zip entries (``name.npy`` -> bytes), some replaced."""
+    with zipfile.ZipFile(FAST_MODEL) as zf:
+        entries = {name: zf.read(name) for name in zf.namelist()}
+    return {**entries, **{f"{k}.npy": v for k, v in replace.items()}}
+
+
+def write_zip(path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+    return path
+
+
+def with_metadata(path, change) -> Path:
+    """The bundled fast model with ``change(meta)`` applied to its metadata (any JSON,
+    NaN and Infinity included, as Python's json writes them)."""
+    with zipfile.ZipFile(FAST_MODEL) as zf:
+        meta = json.loads(str(np.load(io.BytesIO(zf.read("metadata.npy")))))
+    change(meta)
+    buf = io.BytesIO()
+    np.save(buf, np.array(json.dumps(meta)))
+    return write_zip(path, bundled_entries(metadata=buf.getvalue()))
+
+
+def assert_damaged(path, *reasons: str) -> str:
+    """``read`` and ``Predictor.from_file`` refuse ``path`` with one 'damaged model file' line."""
+    for load in (modelfile.read, Predictor.from_file):
+        with pytest.raises(ModelFormatError) as excinfo:
+            load(path)
+        message = str(excinfo.value)
+        assert message.startswith(f"{path}: damaged model file (") and "\n" not in message
+        assert any(reason in message for reason in reasons), message
+    return message
+
+
+def test_the_bundled_models_read_as_numpy_loads_them(tmp_path):
+    for path in BUNDLED_MODELS.values():
+        arrays, _ = modelfile.read(path)
+        with np.load(path, allow_pickle=False) as npz:
+            assert set(arrays) == set(npz.files) - {"metadata"}
+            for key, value in arrays.items():
+                assert value.dtype == npz[key].dtype and value.shape == npz[key].shape
+                assert value.tobytes() == npz[key].tobytes(), key
+
+
+def test_fortran_ordered_and_big_endian_arrays_round_trip(tmp_path):
+    a = np.asfortranarray(np.arange(12, dtype=np.float32).reshape(3, 4))
+    b = np.arange(6, dtype=">i4").reshape(2, 3)
+    path = write_raw_npz(tmp_path / "m.npz", metadata=header(), mlp_coef_0=a, mlp_coef_1=b)
+    got, _ = modelfile.read(path)
+    np.testing.assert_array_equal(got["mlp_coef_0"], a)
+    np.testing.assert_array_equal(got["mlp_coef_1"], b)
+
+
+def test_an_array_declaring_more_than_its_entry_holds_is_refused_unread(tmp_path):
+    # 10**11 float64 (745 GiB) declared in a file of a few KiB: numpy would allocate it.
+    huge = npy_header("<f8", (10**11,))
+    path = write_zip(tmp_path / "huge.npz", bundled_entries(mlp_mean=huge))
+    assert path.stat().st_size < 64 << 10
+    assert_damaged(path, "'mlp_mean' declares 800000000000 bytes")
+
+
+def test_entries_inflating_far_beyond_the_file_are_refused_before_decompressing(tmp_path):
+    # 8 MiB of zeros under a real entry name compress to a few KiB: a small zip bomb.
+    zeros = npy_header("<f4", (2 << 20,)) + bytes(8 << 20)
+    path = write_zip(tmp_path / "bomb.npz", bundled_entries(mlp_mean=zeros))
+    assert path.stat().st_size * modelfile.MAX_INFLATION < 8 << 20
+    assert_damaged(path, "inflate")
+
+
+def test_entries_over_the_size_cap_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(modelfile, "MAX_MODEL_BYTES", 1 << 10)
+    assert_damaged(write_zip(tmp_path / "m.npz", bundled_entries()), "more than the")
+
+
+@pytest.mark.parametrize(
+    "section, key, value, reason",
+    [
+        ("config", "work_size", float("inf"), "Infinity"),
+        ("config", "work_size", float("nan"), "NaN"),
+        ("config", "work_size", -float("inf"), "-Infinity"),
+        ("mlp", "n_layers", float("inf"), "Infinity"),
+        ("config", "smooth_eps", 10**30, "larger than 64 bits"),
+    ],
+)
+def test_non_finite_or_huge_numbers_in_the_metadata_are_refused(
+    tmp_path, section, key, value, reason
+):
+    path = with_metadata(tmp_path / "m.npz", lambda meta: meta[section].update({key: value}))
+    assert_damaged(path, reason)
+
+
+def test_a_float_overflowing_to_infinity_in_the_metadata_is_refused(tmp_path):
+    path = with_metadata(tmp_path / "m.npz", lambda meta: meta["config"].update(work_size=1))
+    entries = bundled_entries()
+    with zipfile.ZipFile(path) as zf:
+        text = str(np.load(io.BytesIO(zf.read("metadata.npy"))))
+    buf = io.BytesIO()
+    np.save(buf, np.array(text.replace('"work_size": 1', '"work_size": 1e400')))
+    write_zip(path, {**entries, "metadata.npy": buf.getvalue()})
+    assert_damaged(path, "1e400")
+
+
+@pytest.mark.parametrize(
+    "section, key, value",
+    [
+        ("config", "work_size", 1.5),
+        ("config", "work_size", True),
+        ("config", "work_size", 2**40),
+        ("config", "patch_size", -3),
+        ("config", "som_shape", [3, "3"]),
+        ("config", "temperature", "hot"),
+        ("mlp", "n_layers", 2.0),
+        ("mlp", "n_layers", 10**6),
+        ("mlp", "n_layers", "3"),
+    ],
+)
+def test_config_and_mlp_values_of_the_wrong_kind_or_range_are_refused(
+    tmp_path, section, key, value
+):
+    path = with_metadata(tmp_path / "m.npz", lambda meta: meta[section].update({key: value}))
+    with pytest.raises(ModelFormatError, match=f"damaged model file .*'{key}' is") as excinfo:
+        Predictor.from_file(path)
+    assert "\n" not in str(excinfo.value)
+
+
+def test_an_unknown_entry_is_refused(tmp_path):
+    path = write_zip(tmp_path / "m.npz", bundled_entries(extra=npy_header("<f8", (0,))))
+    assert_damaged(path, "unknown entry 'extra.npy'")
+
+
+def test_an_unused_mlp_layer_is_refused(tmp_path):
+    layer = io.BytesIO()
+    np.save(layer, np.zeros((2, 2), np.float32))
+    path = write_zip(tmp_path / "m.npz", bundled_entries(mlp_coef_7=layer.getvalue()))
+    with pytest.raises(ModelFormatError, match="extra arrays \\['mlp_coef_7'\\]"):
+        Predictor.from_file(path)
+
+
+def test_an_object_array_is_refused_from_its_header_alone(tmp_path, no_unpickling):
+    # The header says "object"; the data after it is never read, let alone unpickled.
+    path = write_zip(tmp_path / "m.npz", bundled_entries(mlp_mean=npy_header("|O", (3,)) + b"x"))
+    assert_damaged(path, "'mlp_mean' holds pickled Python objects")
+
+
+@pytest.mark.parametrize("descr", ["<U3", "<c16", [("a", "<f8")], "<M8[s]"])
+def test_arrays_that_are_not_plain_numbers_are_refused_from_their_header(tmp_path, descr):
+    entry = npy_header(descr, (0,))
+    assert_damaged(write_zip(tmp_path / "m.npz", bundled_entries(mlp_mean=entry)), "'mlp_mean' is")
+
+
+def test_deeply_nested_metadata_is_refused(tmp_path):
+    path = with_metadata(tmp_path / "m.npz", lambda meta: meta.update(deep="[" * 10))
+    entries = bundled_entries()
+    with zipfile.ZipFile(path) as zf:
+        text = str(np.load(io.BytesIO(zf.read("metadata.npy"))))
+    buf = io.BytesIO()
+    np.save(buf, np.array(text.replace('"[[[[[[[[[["', "[" * 100_000 + "]" * 100_000)))
+    write_zip(path, {**entries, "metadata.npy": buf.getvalue()})
+    assert_damaged(path, "metadata is not JSON")

@@ -878,3 +878,24 @@ def test_an_oversized_part_header_is_refused_at_once(client):
     ).encode()
     headers = {"content-type": "multipart/form-data; boundary=B"}
     refused(client.post("/api/colorize", content=body, headers=headers), 400, "bad_form")
+
+
+def test_models_folder_skips_a_damaged_model_with_a_warning(tmp_path, tiny_model_path, caplog):
+    import json
+
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "tiny.npz").write_bytes(tiny_model_path.read_bytes())
+    with np.load(tiny_model_path) as npz:
+        arrays = {k: npz[k] for k in npz.files if k != "metadata"}
+        meta = json.loads(str(npz["metadata"]))
+    meta["mlp"]["n_layers"] = float("inf")
+    np.savez(models / "infinite.npz", metadata=np.array(json.dumps(meta)), **arrays)
+    (models / "folder.npz").mkdir()
+    with caplog.at_level("WARNING", logger="somcolor.web.server"):
+        app = create_app(models_dir=models, workdir=tmp_path)
+    with local_client(app) as c:
+        names = [m["name"] for m in c.get("/api/config").json()["models"]]
+    assert names == ["default", "fast", "tiny"]
+    assert "infinite.npz: damaged model file (metadata holds Infinity)" in caplog.text
+    assert "folder.npz: is a directory" in caplog.text

@@ -459,6 +459,7 @@ class _CNNColorizer(BaseEstimator):
     def _from_arrays(cls, torch, arrays: dict, meta: dict, device: str):
         _expect(isinstance(meta.get("config"), dict), "metadata 'config' must be an object")
         _expect(isinstance(meta.get("training", {}), dict), "metadata 'training' is not an object")
+        modelfile.check_numbers(meta["config"])
         config = {k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()}
         model = cls(**config, device=device)
         try:
@@ -466,13 +467,16 @@ class _CNNColorizer(BaseEstimator):
         except SomcolorError as exc:
             raise ModelFormatError(str(exc)) from None
         model._restore(arrays)
-        net = model._network(torch)
-        expected = net.state_dict()
+        # The architecture's shapes first, on the meta device (no memory): only a network
+        # the file holds every weight of is then built.
+        with torch.device("meta"):
+            expected = model._network(torch).state_dict()
         stored = {k[len("net.") :]: v for k, v in arrays.items() if k.startswith("net.")}
         _expect(set(stored) == set(expected), "network weights do not match the architecture")
         for name, value in stored.items():
             _expect(value.shape == tuple(expected[name].shape), f"shape of {name} {value.shape}")
             _expect(bool(np.all(np.isfinite(value))), f"non-finite weights in {name}")
+        net = model._network(torch)
         net.load_state_dict(
             {
                 k: torch.from_numpy(np.ascontiguousarray(v, dtype=np.float32))
