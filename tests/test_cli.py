@@ -722,7 +722,8 @@ def test_command_exits_one_on_a_bad_file_without_a_traceback(tiny_model_path, tm
     assert p.returncode == EXIT_FAILURES
     assert "Traceback" not in p.stderr
     assert p.stderr.splitlines() == [
-        "somcolor: error: notes.png: not an image file Pillow can read",
+        "somcolor: error: notes.png: not an image file of a format read here "
+        "(PNG, JPEG, GIF, BMP, TIFF, WEBP)",
         "somcolor: error: 1 of 1 files failed",
     ]
     assert _files(tmp_path) == ["notes.png"]
