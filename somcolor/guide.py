@@ -24,9 +24,9 @@ said nothing. Everything here works on plain arrays at the model's working resol
      large, so it wins there; the disc's other pixels count by their luminance
      likeness to the hinted one, so a disc does not cross an edge);
   2. *non-local*: every pixel whose appearance -- the model's code probabilities and
-     the luminance -- is like a hinted pixel's is pulled toward that hint's colour,
-     by the likeness (so texture like the hinted one elsewhere gets its colour,
-     which no local spreading can do);
+     the luminance -- is like a hinted pixel's is pulled toward the colour of the
+     hint it looks most like, by that likeness (so texture like the hinted one
+     elsewhere, beyond edges the local spreading cannot cross, gets its colour);
   3. *the model*: a weak pull toward the model's own chroma, at every pixel by how
      unlike every hint it looks, so that where the hints say nothing (no hint
      reaches it, none looks like it) the model's colour stays instead of a blend of
@@ -329,6 +329,7 @@ class GuideParams:
     nonlocal_weight: float = 1.0  #: the pull toward the colour of a hint with the same appearance
     nonlocal_sigma: float = 0.15  #: Hellinger distance between code probabilities, likeness 1/e^0.5
     nonlocal_l_sigma: float = 10.0  #: L difference for the same
+    nonlocal_power: float = 16.0  #: how sharply the most alike hint's colour is the target
     model_weight: float = 0.01  #: the pull toward the model's chroma, where no hint looks alike
     max_nonlocal: int = 256  #: hinted pixels (evenly spread over the list) the non-local pull uses
     rtol: float = 1e-3  #: conjugate gradients stop at this relative residual
@@ -515,10 +516,18 @@ class Guide:
         if prm.nonlocal_weight > 0:
             ks = _spread(len(hints), prm.max_nonlocal)
             like = np.stack([self._likeness(int(hints.index[k])) for k in ks], axis=1)
-            alpha = prm.nonlocal_weight * like
+            # The pull is as strong as the likeness of the most alike hint; its target
+            # is the alike hints' colours weighted by their likeness to a high power
+            # (nearly the most alike one's: a plain average would blend unrelated
+            # colours into gray once many hints look somewhat alike).
+            top = like.max(axis=1)
+            share = (like / np.maximum(top, 1e-300)[:, None]) ** prm.nonlocal_power
+            alpha = (prm.nonlocal_weight * top / np.maximum(share.sum(axis=1), 1.0))[
+                :, None
+            ] * share
             weight += alpha.sum(axis=1)
             pull += alpha @ hints.uv[ks]
-            unlike = 1.0 - like.max(axis=1)
+            unlike = 1.0 - top
         if prm.model_weight > 0:
             beta = prm.model_weight * unlike
             weight += beta
