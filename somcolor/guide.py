@@ -374,6 +374,25 @@ def laplacian(L: np.ndarray):
     return (sp.diags(degree) - W).tocsr()
 
 
+class _DiagonalShift:
+    """A sparse symmetric matrix ``M`` whose diagonal is shifted in place: ``self(d)`` is
+    ``M + diag(d)`` (the same CSR object each time, so nothing is reallocated)."""
+
+    def __init__(self, M):
+        import scipy.sparse as sp
+
+        n = M.shape[0]
+        self.matrix = (M + sp.identity(n, format="csr")).tocsr()  # every diagonal entry stored
+        self.matrix.sort_indices()
+        rows = np.repeat(np.arange(n), np.diff(self.matrix.indptr))
+        self.position = np.flatnonzero(self.matrix.indices == rows)
+        self.base = M.diagonal().astype(np.float64)
+
+    def __call__(self, d: np.ndarray):
+        self.matrix.data[self.position] = self.base + d
+        return self.matrix
+
+
 def _spread(n: int, most: int) -> np.ndarray:
     """``min(n, most)`` indices evenly spread over ``0..n-1``.
 
@@ -406,7 +425,13 @@ class _TwoLevel:
 
         self.A, self.P = A, P
         self.inv = omega / A.diagonal()[:, None]
-        self.coarse = splu(coarse.tocsc())
+        # Symmetric positive definite: a symmetric ordering, no pivoting (half the time).
+        self.coarse = splu(
+            coarse.tocsc(),
+            permc_spec="MMD_AT_PLUS_A",
+            diag_pivot_thresh=0.0,
+            options={"SymmetricMode": True},
+        )
 
     def __call__(self, r: np.ndarray) -> np.ndarray:
         x = self.inv * r
@@ -478,6 +503,8 @@ class Guide:
         self.prolongation = _aggregates((h, w), self.params.block)
         P = self.prolongation
         self.coarse_laplacian = (P.T @ self.laplacian @ P).tocsr()
+        self._system = _DiagonalShift(self.laplacian)
+        self._coarse_system = _DiagonalShift(self.coarse_laplacian)
         #: The Hellinger embedding of the probabilities (square roots).
         self.root = np.sqrt(np.maximum(proba, 0.0))
         self.iterations = 0  #: conjugate-gradient iterations of the last solve
@@ -488,21 +515,21 @@ class Guide:
     def shape(self) -> tuple[int, int]:
         return self.L.shape
 
-    def _likeness(self, index: int) -> np.ndarray:
+    def _likeness(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """How much every pixel looks like pixel ``index`` (0..1, ``(n,)``): a Gaussian of
-        the Hellinger distance of their code probabilities and of their L difference."""
-        like = self._likeness_cache.get(index)
-        if like is None:
+        the Hellinger distance of their code probabilities and of their L difference;
+        also its ``nonlocal_power``-th power. Kept for the next solve."""
+        cached = self._likeness_cache.get(index)
+        if cached is None:
             prm = self.params
             hell2 = np.maximum(0.0, 2.0 - 2.0 * (self.root @ self.root[index]))
             dl = self.L.ravel() - self.L.flat[index]
-            like = np.exp(
-                -0.5 * hell2 / prm.nonlocal_sigma**2 - 0.5 * (dl / prm.nonlocal_l_sigma) ** 2
-            )
+            log_like = -0.5 * hell2 / prm.nonlocal_sigma**2 - 0.5 * (dl / prm.nonlocal_l_sigma) ** 2
+            cached = np.exp(log_like), np.exp(prm.nonlocal_power * log_like)
             if len(self._likeness_cache) >= 4 * prm.max_nonlocal:
                 self._likeness_cache.clear()
-            self._likeness_cache[index] = like
-        return like
+            self._likeness_cache[index] = cached
+        return cached
 
     def data_term(self, hints: WorkHints) -> tuple[np.ndarray, np.ndarray]:
         """The data weights ``d`` ``(n,)`` and targets ``t`` ``(n, 2)`` of these hints."""
@@ -514,19 +541,21 @@ class Guide:
         pull = np.zeros((n, 2))  # sum of weight * target
         unlike = np.ones(n)
         if prm.nonlocal_weight > 0:
-            ks = _spread(len(hints), prm.max_nonlocal)
-            like = np.stack([self._likeness(int(hints.index[k])) for k in ks], axis=1)
             # The pull is as strong as the likeness of the most alike hint; its target
             # is the alike hints' colours weighted by their likeness to a high power
             # (nearly the most alike one's: a plain average would blend unrelated
             # colours into gray once many hints look somewhat alike).
-            top = like.max(axis=1)
-            share = (like / np.maximum(top, 1e-300)[:, None]) ** prm.nonlocal_power
-            alpha = (prm.nonlocal_weight * top / np.maximum(share.sum(axis=1), 1.0))[
-                :, None
-            ] * share
-            weight += alpha.sum(axis=1)
-            pull += alpha @ hints.uv[ks]
+            top = np.zeros(n)
+            total = np.zeros(n)
+            target = np.zeros((n, 2))
+            for k in _spread(len(hints), prm.max_nonlocal):
+                like, sharp = self._likeness(int(hints.index[k]))
+                np.maximum(top, like, out=top)
+                total += sharp
+                target += sharp[:, None] * hints.uv[k]
+            alpha = prm.nonlocal_weight * top
+            weight += alpha
+            pull += (alpha / np.where(total > 0, total, 1.0))[:, None] * target
             unlike = 1.0 - top
         if prm.model_weight > 0:
             beta = prm.model_weight * unlike
@@ -555,13 +584,11 @@ class Guide:
         h, w = self.shape
         if not len(hints):
             return self.uv.astype(np.float32, copy=True)
-        import scipy.sparse as sp
-
         weight, pull = self.data_term(hints)
-        A = (self.laplacian + sp.diags(weight)).tocsr()
+        A = self._system(weight)
         x0 = self.uv.reshape(-1, 2).astype(np.float64) if self._last is None else self._last
         prm = self.params
-        coarse = self.coarse_laplacian + sp.diags(self.prolongation.T @ weight)
+        coarse = self._coarse_system(self.prolongation.T @ weight)
         precondition = _TwoLevel(A, self.prolongation, coarse)
         x, self.iterations = _pcg(A, pull, x0.copy(), precondition, prm.rtol, prm.max_iter)
         self._last = x
