@@ -421,11 +421,11 @@ class _TwoLevel:
     """A symmetric two-level preconditioner for ``A``: a Jacobi sweep, a coarse-grid
     correction on square aggregates (Galerkin ``P^T A P``, factorised), a Jacobi sweep."""
 
-    def __init__(self, A, P, coarse, omega: float = 2.0 / 3.0):
+    def __init__(self, A, diagonal, P, coarse, omega: float = 2.0 / 3.0):
         from scipy.sparse.linalg import splu
 
         self.A, self.P = A, P
-        self.inv = omega / A.diagonal()[:, None]
+        self.inv = omega / diagonal[:, None]
         # Symmetric positive definite: a symmetric ordering, no pivoting (half the time).
         self.coarse = splu(
             coarse.tocsc(),
@@ -510,7 +510,8 @@ class Guide:
         self.root = np.sqrt(np.maximum(proba, 0.0))
         self.iterations = 0  #: conjugate-gradient iterations of the last solve
         self._last = None
-        self._likeness_cache: dict[int, np.ndarray] = {}
+        self._likeness_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._nonlocal_last = (set(), None, None, None)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -532,6 +533,31 @@ class Guide:
             self._likeness_cache[index] = cached
         return cached
 
+    def _nonlocal_sums(self, hints: WorkHints):
+        """Over the hints: the largest likeness, the sum of the likeness powers and their
+        colour-weighted sum. When the hints are the last solve's plus more (a user adding
+        hints), only the new ones are added to the last solve's sums."""
+        n = self.L.size
+        keys = [
+            (int(hints.index[k]), float(hints.uv[k, 0]), float(hints.uv[k, 1]))
+            for k in _spread(len(hints), self.params.max_nonlocal)
+        ]
+        last_keys, top, total, target = self._nonlocal_last
+        if not last_keys or not last_keys <= set(keys):
+            last_keys, top, total, target = set(), np.zeros(n), np.zeros(n), np.zeros((n, 2))
+        else:
+            top, total, target = top.copy(), total.copy(), target.copy()
+        for key in keys:
+            if key in last_keys:
+                continue
+            like, sharp = self._likeness(key[0])
+            np.maximum(top, like, out=top)
+            total += sharp
+            target[:, 0] += sharp * key[1]
+            target[:, 1] += sharp * key[2]
+        self._nonlocal_last = (set(keys), top, total, target)
+        return top, total, target
+
     def data_term(self, hints: WorkHints) -> tuple[np.ndarray, np.ndarray]:
         """The data weights ``d`` ``(n,)`` and targets ``t`` ``(n, 2)`` of these hints."""
         prm = self.params
@@ -546,14 +572,7 @@ class Guide:
             # is the alike hints' colours weighted by their likeness to a high power
             # (nearly the most alike one's: a plain average would blend unrelated
             # colours into gray once many hints look somewhat alike).
-            top = np.zeros(n)
-            total = np.zeros(n)
-            target = np.zeros((n, 2))
-            for k in _spread(len(hints), prm.max_nonlocal):
-                like, sharp = self._likeness(int(hints.index[k]))
-                np.maximum(top, like, out=top)
-                total += sharp
-                target += sharp[:, None] * hints.uv[k]
+            top, total, target = self._nonlocal_sums(hints)
             alpha = prm.nonlocal_weight * top
             weight += alpha
             pull += (alpha / np.where(total > 0, total, 1.0))[:, None] * target
@@ -590,7 +609,7 @@ class Guide:
         x0 = self.uv.reshape(-1, 2).astype(np.float64) if self._last is None else self._last
         prm = self.params
         coarse = self._coarse_system(self.prolongation.T @ weight)
-        precondition = _TwoLevel(A, self.prolongation, coarse)
+        precondition = _TwoLevel(A, self._system.base + weight, self.prolongation, coarse)
         x, self.iterations = _pcg(A, pull, x0.copy(), precondition, prm.rtol, prm.max_iter)
         self._last = x
         return x.reshape(h, w, 2).astype(np.float32)

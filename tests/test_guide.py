@@ -121,9 +121,10 @@ def test_re_solving_warm_started_matches_a_cold_solve():
     both = guide.to_working(guide.parse_hints([(2, 3, "#ff0000"), (20, 15, "#0000ff")], shape),
                             shape)  # fmt: skip
     g.solve(first)
-    warm = g.solve(both)
-    cold = _problem(L, rtol=1e-8).solve(both)
-    np.testing.assert_allclose(warm, cold, atol=1e-3)
+    warm = g.solve(both)  # a hint added: the non-local sums are updated, not recomputed
+    np.testing.assert_allclose(warm, _problem(L, rtol=1e-8).solve(both), atol=1e-3)
+    fewer = g.solve(first)  # a hint removed: recomputed
+    np.testing.assert_allclose(fewer, _problem(L, rtol=1e-8).solve(first), atol=1e-3)
 
 
 def test_a_hint_pulls_a_far_pixel_that_looks_like_it():
