@@ -3,7 +3,8 @@
 On the BSDS500 test split, N hints are simulated per photo as Zhang et al. (2017) did:
 seeded random points, each the mean colour of the original's 3x3 patch there (given
 as ``"#rrggbb"``, as a user would); the sets are nested (the first N of the same 100
-points). Each photo is colorized
+points), seeded with ``--seed`` plus the photo's position in the run. Each photo is
+colorized
 
 * **automatic**: the bundled default model, no hints;
 * **somcolor + hints**: the default model's code probabilities and chroma at the
@@ -17,6 +18,10 @@ and scored with :func:`somcolor.evaluate.evaluate_image` (PSNR, AuC, rebalanced 
 colourfulness). Writes ``summary.md`` (the table), ``curve.csv``, ``per_image.csv``,
 ``curve.png`` and ``config.json`` under ``experiments/results/hints_curve/``. The
 per-photo model outputs are cached in ``data/interim/hints_curve/``.
+
+``--step 2`` and ``--step 2 --offset 1`` split the 200 photos in two runs (e.g. in
+parallel); ``--from-csv A/per_image.csv B/per_image.csv`` joins them into one table
+(each run's rebalanced AuC uses the colour prior of its own photos).
 """
 
 from __future__ import annotations
@@ -98,7 +103,8 @@ def run(args) -> list[dict]:
     params = guide.GuideParams(**args.params)
     predictor = somcolor.load().predictor()
     palette = predictor.codebook[predictor.classes]
-    photos = datasets.image_paths("bsds500", "test")[:: args.step][: args.limit or None]
+    photos = datasets.image_paths("bsds500", "test")[args.offset :: args.step]
+    photos = photos[: args.limit or None]
     truths = [ev.Truth.of(read_image(p)) for p in photos]
     prior = ev.ColorPrior()
     for t in truths:
@@ -240,6 +246,20 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
             writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
 
 
+def _read_rows(files) -> list[dict]:
+    """The rows of per_image.csv files (numbers as numbers)."""
+    rows = []
+    for path in files:
+        with open(path, newline="") as fh:
+            for r in csv.DictReader(fh):
+                rows.append(
+                    {k: (v if k in ("photo", "method") else float(v)) for k, v in r.items()}
+                )
+    for r in rows:
+        r["hints"] = int(r["hints"])
+    return rows
+
+
 def _value(text: str):
     try:
         return json.loads(text)
@@ -251,6 +271,14 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--limit", type=int, default=0, help="at most this many photos (0: all)")
     ap.add_argument("--step", type=int, default=1, help="every STEP-th test photo")
+    ap.add_argument("--offset", type=int, default=0, help="starting with this one (0-based)")
+    ap.add_argument(
+        "--from-csv",
+        type=Path,
+        nargs="+",
+        metavar="CSV",
+        help="no run: the table and plot from these per_image.csv files, joined",
+    )
     ap.add_argument("--hints", default=",".join(map(str, HINT_COUNTS)))
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--work-size", type=int, default=WORK_SIZE)
@@ -287,7 +315,10 @@ def main(argv=None) -> int:
         print(json.dumps(timing(guide.GuideParams(**args.params)), indent=1))
         return 0
     t0 = time.perf_counter()
-    rows = run(args)
+    if args.from_csv:
+        rows = _read_rows(args.from_csv)
+    else:
+        rows = run(args)
     summary = summarize(rows)
     args.out.mkdir(parents=True, exist_ok=True)
     _write_csv(args.out / "per_image.csv", rows)
@@ -299,6 +330,8 @@ def main(argv=None) -> int:
         "argv": sys.argv[1:] if argv is None else list(argv),
         "photos": len({r["photo"] for r in rows}),
         "step": args.step,
+        "offset": args.offset,
+        "from_csv": [str(p) for p in args.from_csv or ()],
         "limit": args.limit,
         "work_size": args.work_size,
         "seed": args.seed,
