@@ -1,0 +1,348 @@
+"""User hints, measured: ``python -m experiments.hints_curve [--limit N] [--hints 0,1,2,...]``.
+
+On the BSDS500 test split, N hints are simulated per photo as Zhang et al. (2017) did:
+seeded random points, each the mean colour of the original's 3x3 patch there (given
+as ``"#rrggbb"``, as a user would); the sets are nested (the first N of the same 100
+points), seeded with ``--seed`` plus the photo's position in the run. Each photo is
+colorized
+
+* **automatic**: the bundled default model, no hints;
+* **somcolor + hints**: the default model's code probabilities and chroma at the
+  working resolution (``--work-size``), guided by the hints (:mod:`somcolor.guide`),
+  the change brought to the full image and composed with the full-resolution L;
+* **Levin alone**: Levin, Lischinski & Weiss (2004) from the same hints, no model
+  (:mod:`experiments.levin`), at the same working resolution, the chroma upsampled
+  onto the full-resolution L;
+
+and scored with :func:`somcolor.evaluate.evaluate_image` (PSNR, AuC, rebalanced AuC,
+colourfulness). Writes ``summary.md`` (the table), ``curve.csv``, ``per_image.csv``,
+``curve.png`` and ``config.json`` under ``experiments/results/hints_curve/``. The
+per-photo model outputs are cached in ``data/interim/hints_curve/``.
+
+``--step 2`` and ``--step 2 --offset 1`` split the 200 photos in two runs (e.g. in
+parallel); ``--from-csv A/per_image.csv B/per_image.csv`` joins them into one table
+(each run's rebalanced AuC uses the colour prior of its own photos).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from experiments import levin
+from somcolor import datasets, guide, paths
+from somcolor import evaluate as ev
+from somcolor.io import read_image
+from somcolor.resize import resample, working_shape
+
+HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50, 100)
+#: Side of the square patch whose mean colour a simulated hint gives.
+PATCH = 3
+WORK_SIZE = 256
+SEED = 0
+OUT_DIR = paths.RESULTS_DIR / "hints_curve"
+CACHE_DIR = paths.INTERIM_DIR / "hints_curve"
+METHODS = ("automatic", "somcolor", "levin")
+LABELS = {
+    "automatic": "automatic (no hints)",
+    "somcolor": "somcolor + hints",
+    "levin": "Levin alone",
+}
+
+
+def simulated_hints(rgb: np.ndarray, n: int, seed: int) -> list[tuple[int, int, str]]:
+    """``n`` seeded random points ``(x, y, "#rrggbb")``, each the mean colour of the
+    ``PATCH x PATCH`` patch of ``rgb`` around it (clipped at the borders)."""
+    H, W = rgb.shape[:2]
+    rng = np.random.default_rng(seed)
+    ys = rng.integers(0, H, n)
+    xs = rng.integers(0, W, n)
+    h = PATCH // 2
+    out = []
+    for x, y in zip(xs, ys, strict=True):
+        patch = rgb[max(0, y - h) : y + h + 1, max(0, x - h) : x + h + 1, :3].reshape(-1, 3)
+        out.append((int(x), int(y), guide.rgb_hex(np.rint(patch.mean(axis=0)))))
+    return out
+
+
+def _photo_data(path: Path, predictor, work_size: int) -> dict:
+    """The model's outputs on one photo that no hint changes (cached on disk)."""
+    cache = CACHE_DIR / f"{path.stem}_w{work_size}.npz"
+    if cache.exists():
+        with np.load(cache) as z:
+            return dict(z)
+    truth = ev.Truth.of(read_image(path))
+    L = truth.L
+    uv_auto = predictor.predict_uv(L)
+    proba, shape = predictor.predict_proba(L)
+    work = working_shape(L.shape, work_size)
+    proba = resample(proba.reshape(*shape, -1), work)
+    proba /= proba.sum(axis=2, keepdims=True)
+    data = {
+        "uv_auto": uv_auto.astype(np.float32),
+        "L_work": resample(L, work).astype(np.float32),
+        "uv_work": resample(uv_auto, work).astype(np.float32),
+        "proba_work": proba.reshape(-1, proba.shape[2]).astype(np.float32),
+    }
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, **data)
+    return data
+
+
+def run(args) -> list[dict]:
+    import somcolor
+
+    params = guide.GuideParams(**args.params)
+    predictor = somcolor.load().predictor()
+    palette = predictor.codebook[predictor.classes]
+    photos = datasets.image_paths("bsds500", "test")[args.offset :: args.step]
+    photos = photos[: args.limit or None]
+    truths = [ev.Truth.of(read_image(p)) for p in photos]
+    prior = ev.ColorPrior()
+    for t in truths:
+        prior.add(t.uv)
+    rows = []
+    for i, (path, truth) in enumerate(zip(photos, truths, strict=True)):
+        t0 = time.perf_counter()
+        d = _photo_data(path, predictor, args.work_size)
+        shape = truth.L.shape
+        work = d["L_work"].shape
+        points = simulated_hints(truth.rgb, max(args.hints), args.seed + i)
+        g = guide.Guide(d["L_work"], d["proba_work"], palette, d["uv_work"], params)
+        for n in args.hints:
+            wh = guide.to_working(guide.parse_hints(points[:n], shape), work)
+            outputs = {}
+            if "automatic" in args.methods:
+                outputs["automatic"] = d["uv_auto"]
+            if "somcolor" in args.methods:
+                outputs["somcolor"] = guide.full_size(d["uv_auto"], d["uv_work"], g.solve(wh))
+            if "levin" in args.methods:
+                mask = np.zeros(work, bool)
+                uv = np.zeros((*work, 2))
+                mask.flat[wh.index] = True
+                uv.reshape(-1, 2)[wh.index] = wh.uv
+                outputs["levin"] = resample(levin.colorize(d["L_work"], mask, uv), shape)
+            for method, uv_full in outputs.items():
+                row = {"photo": path.stem, "hints": n, "method": method}
+                row.update(ev.evaluate_image(lambda L, u=uv_full: (u, None), truth, prior))
+                rows.append(row)
+        print(
+            f"{i + 1}/{len(photos)} {path.stem} {time.perf_counter() - t0:.1f} s", file=sys.stderr
+        )
+    return rows
+
+
+def summarize(rows: list[dict]) -> list[dict]:
+    """Mean metrics per (hints, method), and the colourfulness ratio."""
+    out = []
+    keys = sorted({(r["hints"], METHODS.index(r["method"])) for r in rows})
+    for n, m in keys:
+        sel = [r for r in rows if r["hints"] == n and r["method"] == METHODS[m]]
+        s = {"hints": n, "method": METHODS[m], "photos": len(sel)}
+        for k in ("psnr", "auc", "auc_rebal", "colorfulness", "colorfulness_orig"):
+            s[k] = float(np.mean([r[k] for r in sel]))
+        s["colorfulness_ratio"] = s["colorfulness"] / s["colorfulness_orig"]
+        out.append(s)
+    return out
+
+
+def markdown(summary: list[dict]) -> str:
+    lines = [
+        "| hints | method | PSNR dB | AuC | AuC rebal. | colourful. ratio | photos |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for s in summary:
+        lines.append(
+            f"| {s['hints']} | {LABELS[s['method']]} | {s['psnr']:.2f} | {s['auc']:.3f} | "
+            f"{s['auc_rebal']:.3f} | {s['colorfulness_ratio']:.2f} | {s['photos']} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot(summary: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, key, label in zip(
+        axes, ("psnr", "auc_rebal"), ("PSNR (dB)", "rebalanced AuC"), strict=True
+    ):
+        for method in METHODS:
+            pts = [(s["hints"], s[key]) for s in summary if s["method"] == method]
+            if not pts:
+                continue
+            xs, ys = zip(*pts, strict=True)
+            xs = [max(x, 0.5) for x in xs]  # 0 hints drawn at 0.5 on the log axis
+            ax.plot(xs, ys, "o-", label=LABELS[method])
+        ax.set_xscale("log")
+        ax.set_xlabel("simulated hints per photo (0 drawn at 0.5)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("BSDS500 test: somcolor + hints vs Levin et al. 2004 alone")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def timing(params: guide.GuideParams, work_size: int = 384, repeats: int = 5) -> dict:
+    """Seconds to re-solve after one more hint, on a 0.5 MP photo's working-resolution problem.
+
+    The first BSDS500 test photo enlarged to 866 x 577 pixels (0.5 MP); the default
+    model's probabilities and chroma at ``work_size``; 10 hints solved, then one more
+    hint at a time (``repeats`` times), each re-solve timed from the hints to the chroma.
+    """
+    import copy
+
+    import somcolor
+    from somcolor.decode import get_decoder
+
+    rgb = read_image(datasets.image_paths("bsds500", "test")[0])
+    rgb = np.clip(resample(rgb.astype(np.float32), (577, 866)), 0, 255).astype(np.uint8)
+    truth = ev.Truth.of(rgb)
+    p = copy.copy(somcolor.load().predictor()).set_params(work_size=work_size)
+    t0 = time.perf_counter()
+    proba, shape = p.predict_proba(truth.L)
+    uv = get_decoder(p.decoder)(proba, p.classes, p.codebook, p.temperature)
+    t1 = time.perf_counter()
+    L = resample(truth.L, shape)
+    g = guide.Guide(L, proba, p.codebook[p.classes], uv.reshape(*shape, 2), params)
+    t2 = time.perf_counter()
+    points = simulated_hints(truth.rgb, 10 + repeats, SEED)
+    g.solve(guide.to_working(guide.parse_hints(points[:10], truth.L.shape), shape))
+    t3 = time.perf_counter()
+    resolve = []
+    for k in range(11, 11 + repeats):
+        t = time.perf_counter()
+        g.solve(guide.to_working(guide.parse_hints(points[:k], truth.L.shape), shape))
+        resolve.append(time.perf_counter() - t)
+    return {
+        "photo": f"{truth.L.shape[1]}x{truth.L.shape[0]}",
+        "working": f"{shape[1]}x{shape[0]}",
+        "model_s": round(t1 - t0, 3),
+        "guide_setup_s": round(t2 - t1, 3),
+        "first_solve_10_hints_s": round(t3 - t2, 3),
+        "resolve_one_more_hint_s": [round(x, 3) for x in resolve],
+        "resolve_median_s": round(float(np.median(resolve)), 3),
+        "iterations_last": g.iterations,
+    }
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        for r in rows:
+            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+
+
+def _read_rows(files) -> list[dict]:
+    """The rows of per_image.csv files (numbers as numbers)."""
+    rows = []
+    for path in files:
+        with open(path, newline="") as fh:
+            for r in csv.DictReader(fh):
+                rows.append(
+                    {k: (v if k in ("photo", "method") else float(v)) for k, v in r.items()}
+                )
+    for r in rows:
+        r["hints"] = int(r["hints"])
+    return rows
+
+
+def _value(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--limit", type=int, default=0, help="at most this many photos (0: all)")
+    ap.add_argument("--step", type=int, default=1, help="every STEP-th test photo")
+    ap.add_argument("--offset", type=int, default=0, help="starting with this one (0-based)")
+    ap.add_argument(
+        "--from-csv",
+        type=Path,
+        nargs="+",
+        metavar="CSV",
+        help="no run: the table and plot from these per_image.csv files, joined",
+    )
+    ap.add_argument("--hints", default=",".join(map(str, HINT_COUNTS)))
+    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--work-size", type=int, default=WORK_SIZE)
+    ap.add_argument("--seed", type=int, default=SEED)
+    ap.add_argument("--out", type=Path, default=OUT_DIR)
+    ap.add_argument(
+        "--timing",
+        action="store_true",
+        help="only time re-solving after one more hint on a 0.5 MP photo",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a GuideParams setting, e.g. --set radius=3",
+    )
+    args = ap.parse_args(argv)
+    args.hints = [int(n) for n in args.hints.split(",")]
+    args.methods = [m for m in args.methods.split(",") if m]
+    fields = {f.name for f in dataclasses.fields(guide.GuideParams)}
+    args.params = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in fields:
+            ap.error(f"unknown setting {key!r}, expected one of {sorted(fields)}")
+        args.params[key] = _value(value)
+    return args
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    if args.timing:
+        print(json.dumps(timing(guide.GuideParams(**args.params)), indent=1))
+        return 0
+    t0 = time.perf_counter()
+    if args.from_csv:
+        rows = _read_rows(args.from_csv)
+    else:
+        rows = run(args)
+    summary = summarize(rows)
+    args.out.mkdir(parents=True, exist_ok=True)
+    _write_csv(args.out / "per_image.csv", rows)
+    _write_csv(args.out / "curve.csv", summary)
+    table = markdown(summary)
+    (args.out / "summary.md").write_text(table)
+    plot(summary, args.out / "curve.png")
+    config = {
+        "argv": sys.argv[1:] if argv is None else list(argv),
+        "photos": len({r["photo"] for r in rows}),
+        "step": args.step,
+        "offset": args.offset,
+        "from_csv": [str(p) for p in args.from_csv or ()],
+        "limit": args.limit,
+        "work_size": args.work_size,
+        "seed": args.seed,
+        "patch": PATCH,
+        "params": dataclasses.asdict(guide.GuideParams(**args.params)),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    (args.out / "config.json").write_text(json.dumps(config, indent=1) + "\n")
+    print(table)
+    return 0 if not any(math.isnan(s["psnr"]) for s in summary) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
