@@ -39,12 +39,18 @@ CONTEXT_MODEL = dict(
     PAPER, som_shape=(10, 10), patch_size=7, hidden_layer_sizes=(64, 64), **CONTEXT
 )
 
-#: The bundled default (``make model``): the context model, a wider guided filter and the
-#: annealed mean at T=0.28, chosen on every 7th BSDS500 test photo as the configuration
-#: with the best rebalanced AuC among those with a colorfulness ratio in 0.7..1.1 and
-#: PSNR at least 1 dB above gray (docs/quality.md lists the candidates).
+#: How the default colorizes: a wide guided filter and the annealed mean at T=0.28, chosen
+#: on every 7th BSDS500 test photo as the configuration with the best rebalanced AuC among
+#: those with a colorfulness ratio in 0.7..1.1 and PSNR at least 1 dB above gray
+#: (experiments/choose_default.py; docs/quality.md lists the candidates).
 DEFAULT_INFER = dict(decoder="annealed", temperature=0.28, smooth_radius=0.1, smooth_eps=3e-3)
-DEFAULT_NAME = "new default: context model, guided filter r=0.1, annealed T=0.28"
+#: The bundled default (``make model``): the context model at a 256 px working size, with
+#: coarse levels at 1/2 and 1/8 of it (about the 1/4 and 1/16 of a full 481x321 photo),
+#: chosen for speed by experiments/choose_work_size.py (docs/quality.md).
+DEFAULT_TRAIN = dict(CONTEXT_MODEL, work_size=256, scales=(2, 8))
+DEFAULT_NAME = "default: context model at 256 px, guided upsampling r=0.1, annealed T=0.28"
+#: The default until the working size: the same at full resolution.
+FULL_NAME = "previous default: context model at full resolution, guided filter, T=0.28"
 #: Every 7th BSDS500 test photo chose the default (experiments/choose_default.py); the
 #: others are also reported on their own.
 SELECTION_STEP = 7
@@ -99,7 +105,8 @@ VARIANTS = [
         dict(CONTEXT_MODEL, work_size=240),
         {"decoder": "mean", **SMOOTH},
     ),
-    Variant(DEFAULT_NAME, CONTEXT_MODEL, DEFAULT_INFER, everywhere=True),
+    Variant(FULL_NAME, CONTEXT_MODEL, DEFAULT_INFER),
+    Variant(DEFAULT_NAME, DEFAULT_TRAIN, DEFAULT_INFER, everywhere=True),
 ]
 
 #: Per collection: training pixels per image (the paper's 2500 where images are large).
