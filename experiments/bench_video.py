@@ -276,7 +276,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     # what `somcolor colorize-video` runs: the sklearn-free predictor of the model file
-    model = Predictor.from_file(model_path(config.model)).set_params(work_size=config.work_size)
+    model = Predictor.from_file(model_path(config.model))
+    if config.work_size is not None:  # else the model's own working size
+        model.set_params(work_size=config.work_size)
     model.predict_uv(np.zeros((32, 32), np.float32))  # warm up numba's cached kernels
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
