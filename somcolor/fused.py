@@ -29,7 +29,7 @@ import numpy as np
 
 from ._threads import threads_for
 from .network import _TILE, _layers, _output, work_items
-from .patches import _column_map, _reflect
+from .patches import _reflect
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
@@ -115,7 +115,6 @@ def _patch_uv(
     n_layers = sizes.shape[0] - 1
     width = sizes.max()
     n_classes = palette.shape[0]
-    colmap = _column_map(W, k)
     for tile in nb.prange((n + _TILE - 1) // _TILE):
         p0 = tile * _TILE
         m = min(n, p0 + _TILE) - p0
@@ -123,7 +122,8 @@ def _patch_uv(
         b = np.zeros((width, _TILE), dtype=np.float32)
         row = np.empty(n_classes, dtype=np.float32)
         # The tile's pixels, one run along an image row at a time: each patch element
-        # is then a contiguous slice of an L row (vectorized), except near the borders.
+        # is then a contiguous slice of an L row (vectorized), except near the borders
+        # (no per-column table: memory stays the tile's whatever the image's width).
         t0 = 0
         while t0 < m:
             r = r0 + (p0 + t0) // W
@@ -141,8 +141,16 @@ def _patch_uv(
                         for j in range(run):
                             dst[t0 + j] = (src[j] - mu) / sd
                     else:
-                        for j in range(run):
-                            dst[t0 + j] = (line[colmap[c0 + j, dx]] - mu) / sd
+                        # Columns c0 + j + dx - h: reflected before 0 (j < lo) and from
+                        # W on (j >= hi), a slice in between.
+                        lo = min(max(h - dx - c0, 0), run)
+                        hi = min(max(W + h - dx - c0, lo), run)
+                        for j in range(lo):
+                            dst[t0 + j] = (line[_reflect(c0 + j + dx - h, W)] - mu) / sd
+                        for j in range(lo, hi):
+                            dst[t0 + j] = (line[c0 + j + dx - h] - mu) / sd
+                        for j in range(hi, run):
+                            dst[t0 + j] = (line[_reflect(c0 + j + dx - h, W)] - mu) / sd
                     f += 1
             t0 += run
         _layers(a, b, weights, biases, sizes)
