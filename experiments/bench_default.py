@@ -61,7 +61,8 @@ print(json.dumps({"seconds": time.perf_counter() - t0}))
 """
 
 
-def _median_time(fn, repeats: int) -> float:
+def median_time(fn, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls of ``fn`` after one warm-up call."""
     fn()  # warm-up: numba's cached kernels, first allocations
     times = []
     for _ in range(repeats):
@@ -122,7 +123,7 @@ def eccv16_seconds(repeats: int) -> dict | None:
     net = eccv16(torch)
     x = torch.rand(1, 1, 256, 256) * 100 - 50
     with torch.inference_mode():
-        seconds = _median_time(lambda: net(x), repeats)
+        seconds = median_time(lambda: net(x), repeats)
     params = sum(p.numel() for p in net.parameters())
     return {"seconds": seconds, "parameters": params, "torch_threads": torch.get_num_threads()}
 
@@ -130,7 +131,7 @@ def eccv16_seconds(repeats: int) -> dict | None:
 # ---------------------------------------------------------------------------- rows
 def row_photo(model, repeats: int) -> dict:
     photo = read_image(datasets.DATASETS["bsds500"].root / PHOTO)
-    seconds = _median_time(lambda: model.colorize(photo), repeats)
+    seconds = median_time(lambda: model.colorize(photo), repeats)
     anchor = eccv16_seconds(repeats)
     row = {"shape": list(photo.shape[:2]), "seconds": seconds, "eccv16": anchor}
     if anchor:
@@ -215,8 +216,8 @@ def row_strip(model, repeats: int) -> dict:
     rng = np.random.default_rng(0)
     strip = rng.integers(0, 256, STRIP, dtype=np.uint8)
     square = rng.integers(0, 256, SQUARE, dtype=np.uint8)
-    t_strip = _median_time(lambda: model.colorize(strip), repeats)
-    t_square = _median_time(lambda: model.colorize(square), repeats)
+    t_strip = median_time(lambda: model.colorize(strip), repeats)
+    t_square = median_time(lambda: model.colorize(square), repeats)
     return {
         "strip": list(STRIP),
         "square": list(SQUARE),

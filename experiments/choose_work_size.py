@@ -15,7 +15,6 @@ guided filter at full size, T = 0.28). Each row also gives the in-process time o
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from somcolor import datasets, paths
 from somcolor import evaluate as ev
 from somcolor.io import read_image
 
+from .bench_default import median_time
 from .compare import (
     COLLECTIONS,
     CONTEXT_MODEL,
@@ -31,16 +31,6 @@ from .compare import (
     evaluate_photos,
     trained_model,
 )
-
-
-def _seconds_per_photo(model, photo, repeats: int = 5) -> float:
-    model.colorize(photo)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        model.colorize(photo)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv=None) -> int:
@@ -81,7 +71,7 @@ def main(argv=None) -> int:
             m.set_params(**dict(DEFAULT_INFER, temperature=T))
             name = f"work {size or 'full'}, scales {params['scales']}, T={T}"
             predictors[name] = ev.model_predictor(m)
-            seconds[name] = _seconds_per_photo(m, photo)
+            seconds[name] = median_time(lambda m=m: m.colorize(photo), 5)
             print(f"  {name}: {seconds[name]:.3f} s/photo", flush=True)
     t0 = time.perf_counter()
     result = evaluate_photos(predictors, codebook, test_files, args.jobs)

@@ -71,17 +71,25 @@ def _source(i, scale, n):
     return i0, i0 + 1, p - i0
 
 
-@nb.njit(cache=True, nogil=True, parallel=True)
-def _enlarge(x, out):
-    """Bilinear interpolation of ``x`` ``(h, w, c)`` into the larger ``out`` ``(H, W, c)``."""
-    h, w, c = x.shape
-    H, W = out.shape[0], out.shape[1]
+@nb.njit(cache=True, nogil=True)
+def _columns(w, W):
+    """For each of ``W`` output columns, the two of ``w`` input columns it interpolates
+    and the weight of the second (:func:`_source` for every column, once)."""
     col0 = np.empty(W, np.int64)
     col1 = np.empty(W, np.int64)
     colf = np.empty(W, np.float32)
     for j in range(W):
         col0[j], col1[j], f = _source(j, w / W, w)
         colf[j] = f
+    return col0, col1, colf
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _enlarge(x, out):
+    """Bilinear interpolation of ``x`` ``(h, w, c)`` into the larger ``out`` ``(H, W, c)``."""
+    h, w, c = x.shape
+    H, W = out.shape[0], out.shape[1]
+    col0, col1, colf = _columns(w, W)
     for r in nb.prange(H):
         i0, i1, fy = _source(r, h / H, h)
         fy = np.float32(fy)

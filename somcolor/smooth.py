@@ -26,7 +26,7 @@ import numba as nb
 import numpy as np
 
 from ._threads import threads_for
-from .resize import _source
+from .resize import _columns, _source
 
 #: Columns per task of the vertical box pass: a block of columns shares one
 #: running-sum row, read and written contiguously.
@@ -340,12 +340,7 @@ def _guided_rows(G, H, r0, a, b, scale, out):
     of a guide of ``H`` rows starting at row ``r0`` (inputs assumed validated)."""
     n, W = G.shape
     h, w, C = a.shape
-    col0 = np.empty(W, np.int64)
-    col1 = np.empty(W, np.int64)
-    colf = np.empty(W, np.float32)
-    for j in range(W):
-        col0[j], col1[j], f = _source(j, w / W, w)
-        colf[j] = f
+    col0, col1, colf = _columns(w, W)
     for i in nb.prange(n):
         i0, i1, fy = _source(r0 + i, h / H, h)
         fy = np.float32(fy)

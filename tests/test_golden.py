@@ -4,8 +4,9 @@ A refactor must leave every output byte unchanged. The checksums below were take
 the bundled models (the default as retrained at its 256 px working size) on three
 BSDS500 test photos (``data/raw/bsds500/test``), through each inference path: the
 L-patch kernel at full resolution (``fast``), the context kernel with the guided
-upsampling (``default``), another working size, and the soft decoders. A deliberate change of the models or of their
-numerics updates them: ``python -m tests.test_golden`` prints the current values.
+upsampling (``default``), another working size, and the soft decoders. A deliberate
+change of the models or of their numerics updates them: ``python -m tests.test_golden``
+prints the current values.
 """
 
 from __future__ import annotations
