@@ -272,6 +272,33 @@ def merge_hints(*hints: Hints) -> Hints:
     )
 
 
+def as_hints(points, scribbles, shape: tuple[int, int]) -> Hints:
+    """The hints a caller gave, as one :class:`Hints` on an image of ``shape``.
+
+    ``points`` is None, a :class:`Hints` (of the same image size) or what
+    :func:`parse_hints` takes; ``scribbles`` is None or an RGBA array of the image's
+    size (:func:`scribble_hints`). Both given: merged.
+
+    >>> len(as_hints([(1, 1, "#ff0000")], np.zeros((3, 4, 4), np.uint8), (3, 4)))
+    1
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    if points is None:
+        hints = Hints.empty(shape)
+    elif isinstance(points, Hints):
+        if tuple(points.shape) != shape:
+            raise SomcolorError(
+                f"hints: given for a {points.shape[1]}x{points.shape[0]} image, "
+                f"the image is {shape[1]}x{shape[0]}"
+            )
+        hints = points
+    else:
+        hints = parse_hints(points, shape)
+    if scribbles is not None:
+        hints = merge_hints(hints, scribble_hints(scribbles, shape))
+    return hints
+
+
 # ---------------------------------------------------------------------------- working resolution
 @dataclass(frozen=True)
 class WorkHints:
