@@ -44,8 +44,7 @@ from somcolor.io import read_image
 from somcolor.resize import resample, working_shape
 
 HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50, 100)
-#: Side of the square patch whose mean colour a simulated hint gives.
-PATCH = 3
+PATCH = guide.SIMULATED_PATCH
 WORK_SIZE = 256
 SEED = 0
 OUT_DIR = paths.RESULTS_DIR / "hints_curve"
@@ -58,19 +57,8 @@ LABELS = {
 }
 
 
-def simulated_hints(rgb: np.ndarray, n: int, seed: int) -> list[tuple[int, int, str]]:
-    """``n`` seeded random points ``(x, y, "#rrggbb")``, each the mean colour of the
-    ``PATCH x PATCH`` patch of ``rgb`` around it (clipped at the borders)."""
-    H, W = rgb.shape[:2]
-    rng = np.random.default_rng(seed)
-    ys = rng.integers(0, H, n)
-    xs = rng.integers(0, W, n)
-    h = PATCH // 2
-    out = []
-    for x, y in zip(xs, ys, strict=True):
-        patch = rgb[max(0, y - h) : y + h + 1, max(0, x - h) : x + h + 1, :3].reshape(-1, 3)
-        out.append((int(x), int(y), guide.rgb_hex(np.rint(patch.mean(axis=0)))))
-    return out
+#: The simulation lives in the package (``somcolor evaluate --hints N`` uses it too).
+simulated_hints = guide.simulated_hints
 
 
 def _photo_data(path: Path, predictor, work_size: int) -> dict:

@@ -636,6 +636,17 @@ def _cnn_model(args):
 
 
 # ---------------------------------------------------------------------------- evaluate
+def _count(text: str) -> int:
+    """A whole number >= 0 (``--hints N``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="measure colorization quality on color photos")
     e.add_argument("inputs", nargs="+", metavar="INPUT", help="color photos: files, folders, globs")
@@ -648,6 +659,13 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--out", help="folder for summary.md, summary.csv and per_image.csv")
     e.add_argument("--no-baselines", action="store_true", help="skip gray / mean / argmax rows")
     e.add_argument("--limit", type=_positive, help="use only the first N images")
+    e.add_argument(
+        "--hints",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="simulate N colour hints per photo, seeded (SOM models; default 0)",
+    )
     e.add_argument("-r", "--recursive", action="store_true")
     e.add_argument("-q", "--quiet", action="store_true")
     _add_work_size(e)
@@ -697,7 +715,20 @@ def cmd_evaluate(args) -> int:
             predictors[f"{name} (argmax, unsmoothed)"] = ev.model_predictor(paper)
         predictors[name] = ev.model_predictor(model)
     codebook = first.quantizer_.codebook_ if first is not None else None
-    result = ev.evaluate(predictors, files, codebook=codebook, progress=_progress(not args.quiet))
+    if args.hints:
+        without = [n for n, m in models.items() if not hasattr(m, "predictor")]
+        if without:
+            _error(f"{without[0]}: --hints applies to SOM models only")
+            return EXIT_USAGE
+    result = ev.evaluate(
+        predictors,
+        files,
+        codebook=codebook,
+        progress=_progress(not args.quiet),
+        hints=args.hints,
+    )
+    if args.hints:
+        print(f"{args.hints} simulated colour hints per photo (seeded; baselines without)\n")
     print(result.markdown(), end="")
     if args.out:
         for path in result.write(args.out):

@@ -273,9 +273,13 @@ class Predictor:
         return out, info
 
     def hint_session(self, image, params: guide.GuideParams | None = None) -> HintSession:
-        """An image made ready for colour hints (:class:`HintSession`): the model's
-        probabilities and chroma computed once, so each new set of hints only re-solves."""
-        return HintSession(self, image, params)
+        """An image (gray, RGB or RGBA array, or a path) made ready for colour hints
+        (:class:`HintSession`): the model's probabilities and chroma computed once, so
+        each new set of hints only re-solves."""
+        if isinstance(image, str | Path):
+            image = read_image(image)
+        L = luminance(check_image(np.asarray(image))).astype(np.float32, copy=False)
+        return HintSession(self, L, params)
 
     def suggest(self, image, x: float, y: float, k: int = 5) -> list[tuple[str, float]]:
         """The model's ``k`` most probable colours at column ``x``, row ``y`` of the input:
@@ -447,7 +451,8 @@ class Predictor:
 class HintSession:
     """One image made ready for colour hints: re-colorize it with any hints, quickly.
 
-    Built by :meth:`Predictor.hint_session`. It holds what no hint changes: the
+    Built by :meth:`Predictor.hint_session` (from an image) or directly from a
+    luminance ``L`` (``(H, W)``, 0..100). It holds what no hint changes: the
     full-resolution L, the automatic full-size chroma (the model's own path, guided
     smoothing included), the model's code probabilities and decoded chroma at the
     working size (the model's ``work_size``; :data:`HINT_WORK_SIZE` for a model with
@@ -464,11 +469,8 @@ class HintSession:
     True
     """
 
-    def __init__(self, predictor: Predictor, image, params: guide.GuideParams | None = None):
-        if isinstance(image, str | Path):
-            image = read_image(image)
-        image = np.asarray(image)
-        self.L = luminance(check_image(image)).astype(np.float32, copy=False)
+    def __init__(self, predictor: Predictor, L, params: guide.GuideParams | None = None):
+        self.L = np.ascontiguousarray(L, dtype=np.float32)
         p = predictor
         work = working_shape(self.L.shape, p.work_size or HINT_WORK_SIZE)
         L_work = downsample(self.L, work)
@@ -489,13 +491,17 @@ class HintSession:
         them) -> RGB uint8 ``(H, W, 3)``; with no hints the automatic chroma composed
         with L. With ``return_info`` also returns a :class:`ColorizeInfo`."""
         t0 = time.perf_counter()
-        given = guide.as_hints(hints, scribbles, self.shape)
-        guided = self.guide.solve(guide.to_working(given, self.guide.shape))
-        uv = guide.full_size(self.uv_auto, self.uv_work, guided)
-        out, clipped = compose(self.L, uv)
+        out, clipped = compose(self.L, self.uv(hints, scribbles))
         if not return_info:
             return out
         return out, ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
+
+    def uv(self, hints=None, scribbles=None) -> np.ndarray:
+        """The full-size chroma ``(H, W, 2)`` float32 with these hints (the automatic
+        chroma itself when there are none)."""
+        given = guide.as_hints(hints, scribbles, self.shape)
+        guided = self.guide.solve(guide.to_working(given, self.guide.shape))
+        return guide.full_size(self.uv_auto, self.uv_work, guided)
 
     def suggest(self, x: float, y: float, k: int = 5) -> list[tuple[str, float]]:
         """The model's ``k`` most probable colours at column ``x``, row ``y`` (as

@@ -1056,3 +1056,39 @@ def test_suggest_outside_the_image_is_a_usage_error(cli, make_image, tiny_model_
     assert len(r.err_lines) == 1 and "outside the image" in r.err
     r = cli("suggest", src, "--at", "nope", "--model", tiny_model_path)
     assert r.code == EXIT_USAGE
+
+
+def test_evaluate_with_simulated_hints_reports_the_metrics(
+    cli, photo_dir, tiny_model_path, tmp_path
+):
+    import csv
+
+    psnr = {}
+    for n in (0, 20):
+        out = tmp_path / f"eval{n}"
+        args = ["--model", tiny_model_path, "--no-baselines", "-q", "--out", out]
+        r = cli("evaluate", photo_dir, "--hints", n, *args)
+        assert r.code == 0, r.err
+        assert ("20 simulated colour hints per photo" in r.out) == (n == 20)
+        with open(out / "summary.csv", newline="") as fh:
+            (row,) = list(csv.DictReader(fh))
+        psnr[n] = float(row["psnr"])
+    assert psnr[20] > psnr[0] + 1.0  # the hints give the photos' own colours
+    again = tmp_path / "again"
+    r = cli(
+        "evaluate",
+        photo_dir,
+        "--hints",
+        20,
+        "--model",
+        tiny_model_path,
+        "--no-baselines",
+        "-q",
+        "--out",
+        again,
+    )
+    assert (again / "per_image.csv").read_text().split("seconds")[0] == (
+        (tmp_path / "eval20" / "per_image.csv").read_text().split("seconds")[0]
+    )
+    r = cli("evaluate", photo_dir, "--hints", "-1", "--model", tiny_model_path)
+    assert r.code == EXIT_USAGE
