@@ -242,8 +242,11 @@ class Predictor:
         :class:`somcolor.guide.Hints`; ``scribbles`` an RGBA array of the input's size
         whose opaque pixels are colour strokes. They are spread edge-aware with the
         model's prediction as the prior (:mod:`somcolor.guide`, through a one-off
-        :meth:`hint_session`; use that to add hints one at a time). With no hints
-        (None or empty) the output is exactly the automatic one.
+        :meth:`hint_session`; use that to add hints one at a time). The hints are solved
+        at the model's working size (``work_size``); a model with ``work_size=None``
+        solves them at :data:`HINT_WORK_SIZE` (256) px on the long side, and the change
+        they make is brought to the full image. With no hints (None or empty) the output
+        is exactly the automatic one.
 
         Raises
         ------
