@@ -44,8 +44,7 @@ from somcolor.io import read_image
 from somcolor.resize import resample, working_shape
 
 HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50, 100)
-#: Side of the square patch whose mean colour a simulated hint gives.
-PATCH = 3
+PATCH = guide.SIMULATED_PATCH
 WORK_SIZE = 256
 SEED = 0
 OUT_DIR = paths.RESULTS_DIR / "hints_curve"
@@ -58,19 +57,8 @@ LABELS = {
 }
 
 
-def simulated_hints(rgb: np.ndarray, n: int, seed: int) -> list[tuple[int, int, str]]:
-    """``n`` seeded random points ``(x, y, "#rrggbb")``, each the mean colour of the
-    ``PATCH x PATCH`` patch of ``rgb`` around it (clipped at the borders)."""
-    H, W = rgb.shape[:2]
-    rng = np.random.default_rng(seed)
-    ys = rng.integers(0, H, n)
-    xs = rng.integers(0, W, n)
-    h = PATCH // 2
-    out = []
-    for x, y in zip(xs, ys, strict=True):
-        patch = rgb[max(0, y - h) : y + h + 1, max(0, x - h) : x + h + 1, :3].reshape(-1, 3)
-        out.append((int(x), int(y), guide.rgb_hex(np.rint(patch.mean(axis=0)))))
-    return out
+#: The simulation lives in the package (``somcolor evaluate --hints N`` uses it too).
+simulated_hints = guide.simulated_hints
 
 
 def _photo_data(path: Path, predictor, work_size: int) -> dict:
@@ -196,45 +184,45 @@ def plot(summary: list[dict], path: Path) -> None:
 
 
 def timing(params: guide.GuideParams, work_size: int = 384, repeats: int = 5) -> dict:
-    """Seconds to re-solve after one more hint, on a 0.5 MP photo's working-resolution problem.
+    """Seconds of the public API on a 0.5 MP photo: the first hinted colorize, then
+    re-colorizing after one more hint.
 
     The first BSDS500 test photo enlarged to 866 x 577 pixels (0.5 MP); the default
-    model's probabilities and chroma at ``work_size``; 10 hints solved, then one more
-    hint at a time (``repeats`` times), each re-solve timed from the hints to the chroma.
+    model at ``work_size``. ``Predictor.hint_session`` (the model's probabilities,
+    chroma and the guide's set-up) and its first ``colorize`` with 10 hints are timed
+    once; then one more hint at a time (``repeats`` times), each
+    ``HintSession.colorize`` timed from the hints to the RGB image.
     """
     import copy
 
     import somcolor
-    from somcolor.decode import get_decoder
 
     rgb = read_image(datasets.image_paths("bsds500", "test")[0])
     rgb = np.clip(resample(rgb.astype(np.float32), (577, 866)), 0, 255).astype(np.uint8)
-    truth = ev.Truth.of(rgb)
+    gray = ev.Truth.of(rgb).L
     p = copy.copy(somcolor.load().predictor()).set_params(work_size=work_size)
+    points = simulated_hints(rgb, 10 + repeats, SEED)
     t0 = time.perf_counter()
-    proba, shape = p.predict_proba(truth.L)
-    uv = get_decoder(p.decoder)(proba, p.classes, p.codebook, p.temperature)
+    p.colorize(rgb, hints=points[:10])
     t1 = time.perf_counter()
-    L = resample(truth.L, shape)
-    g = guide.Guide(L, proba, p.codebook[p.classes], uv.reshape(*shape, 2), params)
+    session = p.hint_session(rgb, params)
     t2 = time.perf_counter()
-    points = simulated_hints(truth.rgb, 10 + repeats, SEED)
-    g.solve(guide.to_working(guide.parse_hints(points[:10], truth.L.shape), shape))
+    session.colorize(points[:10])
     t3 = time.perf_counter()
     resolve = []
     for k in range(11, 11 + repeats):
         t = time.perf_counter()
-        g.solve(guide.to_working(guide.parse_hints(points[:k], truth.L.shape), shape))
+        session.colorize(points[:k])
         resolve.append(time.perf_counter() - t)
     return {
-        "photo": f"{truth.L.shape[1]}x{truth.L.shape[0]}",
-        "working": f"{shape[1]}x{shape[0]}",
-        "model_s": round(t1 - t0, 3),
-        "guide_setup_s": round(t2 - t1, 3),
-        "first_solve_10_hints_s": round(t3 - t2, 3),
-        "resolve_one_more_hint_s": [round(x, 3) for x in resolve],
-        "resolve_median_s": round(float(np.median(resolve)), 3),
-        "iterations_last": g.iterations,
+        "photo": f"{gray.shape[1]}x{gray.shape[0]}",
+        "working": f"{session.guide.shape[1]}x{session.guide.shape[0]}",
+        "colorize_10_hints_s": round(t1 - t0, 3),
+        "hint_session_s": round(t2 - t1, 3),
+        "first_colorize_10_hints_s": round(t3 - t2, 3),
+        "recolorize_one_more_hint_s": [round(x, 3) for x in resolve],
+        "recolorize_median_s": round(float(np.median(resolve)), 3),
+        "iterations_last": session.guide.iterations,
     }
 
 
@@ -287,7 +275,7 @@ def parse_args(argv=None):
     ap.add_argument(
         "--timing",
         action="store_true",
-        help="only time re-solving after one more hint on a 0.5 MP photo",
+        help="only time the API: colorize with hints, then again after one more (0.5 MP)",
     )
     ap.add_argument(
         "--set",

@@ -158,6 +158,16 @@ def _add_colorize(sub) -> None:
         default=MAX_PIXELS,
         help=f"refuse larger images (default {MAX_PIXELS})",
     )
+    c.add_argument(
+        "--hints",
+        metavar="FILE.json",
+        help='colour hints {"points": [{"x": 120, "y": 45, "color": "#c83232"}]} (one input)',
+    )
+    c.add_argument(
+        "--scribbles",
+        metavar="FILE.png",
+        help="colour strokes: an RGBA image of the input's size, opaque pixels (one input)",
+    )
     _add_work_size(c)
     c.set_defaults(func=cmd_colorize)
 
@@ -184,6 +194,11 @@ def cmd_colorize(args) -> int:
         seen[key] = src
 
     model = _inference_model(model_path(args.model), args.work_size)
+    if args.hints or args.scribbles:
+        if len(files) != 1:
+            _error(f"--hints and --scribbles take one input image, got {len(files)}")
+            return EXIT_USAGE
+        return _colorize_hinted(files[0], dests[0], model, args)
     video_model = None  # videos get the video commands' default model unless --model
     failures = 0
     pairs = list(zip(files, dests, strict=True))
@@ -234,6 +249,95 @@ def cmd_colorize(args) -> int:
 
 
 # ---------------------------------------------------------------------------- video
+def _read_hints(args, shape: tuple[int, int]):
+    """The hints of ``--hints`` and ``--scribbles`` for an image of ``shape``, as one
+    :class:`~somcolor.guide.Hints`; a bad file raises one line naming it."""
+    from . import guide
+    from .io import read_image
+
+    hints = guide.Hints.empty(shape)
+    if args.hints:
+        hints = guide.read_hints(args.hints, shape)
+    if args.scribbles:
+        rgba = read_image(args.scribbles, max_pixels=args.max_pixels)
+        hints = guide.merge_hints(hints, guide.scribble_hints(rgba, shape, args.scribbles))
+    return hints
+
+
+def _colorize_hinted(src: Path, dst: Path, model, args) -> int:
+    """``colorize`` of one image with ``--hints`` / ``--scribbles``: every check (the
+    output, the image, the hint files) before anything is written."""
+    from .io import read_image, write_image
+    from .video import is_video
+
+    if not hasattr(model, "hint_session"):
+        raise SomcolorError(
+            f"{args.model or 'default'}: --hints and --scribbles apply to SOM models only"
+        )
+    if is_video(src):
+        raise SomcolorError(f"{src}: --hints and --scribbles apply to images, not videos")
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise SomcolorError(f"{dst}: refusing to overwrite the input file")
+    if dst.is_dir():
+        raise SomcolorError(f"{dst}: output is a folder")
+    if dst.exists() and not args.force:
+        raise SomcolorError(f"{dst}: output exists (use --force to overwrite)")
+    image = read_image(src, max_pixels=args.max_pixels)
+    hints = _read_hints(args, image.shape[:2])
+    rgb, info = model.colorize(image, hints=hints, return_info=True)
+    try:
+        write_image(dst, rgb, overwrite=args.force)
+    except OSError as exc:
+        raise SomcolorError(f"{dst}: cannot write ({exc.strerror or exc})") from None
+    log.info("%s -> %s (%d hints, %.2f s)", src, dst, len(hints), info.seconds)
+    if not args.quiet:
+        print(dst)
+    return 0
+
+
+# ---------------------------------------------------------------------------- suggest
+def _point(text: str) -> tuple[float, float]:
+    """``"X,Y"`` -> (x, y), two numbers."""
+    parts = text.split(",")
+    try:
+        x, y = (float(v) for v in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected X,Y (column,row), got {text!r}") from None
+    return x, y
+
+
+def _add_suggest(sub) -> None:
+    s = sub.add_parser("suggest", help="the model's most probable colours at a pixel")
+    s.add_argument("input", metavar="INPUT")
+    s.add_argument(
+        "--at", type=_point, required=True, metavar="X,Y", help="column,row (0-based pixels)"
+    )
+    s.add_argument("--top", type=_positive, default=5, help="how many colours (default 5)")
+    s.add_argument("--model", help="model file, or a bundled model: default (the default), fast")
+    s.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_work_size(s)
+    s.set_defaults(func=cmd_suggest)
+
+
+def cmd_suggest(args) -> int:
+    import json
+
+    from .paths import model_path
+
+    model = _inference_model(model_path(args.model), args.work_size)
+    if not hasattr(model, "suggest"):
+        raise SomcolorError(f"{args.model or 'default'}: suggest applies to SOM models only")
+    x, y = args.at
+    colours = model.suggest(args.input, x, y, int(args.top))
+    if args.json:
+        payload = {"x": x, "y": y, "colors": [{"color": c, "p": p} for c, p in colours]}
+        print(json.dumps(payload))
+        return 0
+    for color, p in colours:
+        print(f"{color}  {100 * p:5.1f}%")
+    return 0
+
+
 def _smoothing(text: str) -> float:
     return _number(text, lambda v: 0 <= v < 1, "a number in [0, 1)")
 
@@ -532,6 +636,17 @@ def _cnn_model(args):
 
 
 # ---------------------------------------------------------------------------- evaluate
+def _count(text: str) -> int:
+    """A whole number >= 0 (``--hints N``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
 def _add_evaluate(sub) -> None:
     e = sub.add_parser("evaluate", help="measure colorization quality on color photos")
     e.add_argument("inputs", nargs="+", metavar="INPUT", help="color photos: files, folders, globs")
@@ -544,6 +659,13 @@ def _add_evaluate(sub) -> None:
     e.add_argument("--out", help="folder for summary.md, summary.csv and per_image.csv")
     e.add_argument("--no-baselines", action="store_true", help="skip gray / mean / argmax rows")
     e.add_argument("--limit", type=_positive, help="use only the first N images")
+    e.add_argument(
+        "--hints",
+        type=_count,
+        default=0,
+        metavar="N",
+        help="simulate N colour hints per photo, seeded (SOM models; default 0)",
+    )
     e.add_argument("-r", "--recursive", action="store_true")
     e.add_argument("-q", "--quiet", action="store_true")
     _add_work_size(e)
@@ -593,7 +715,20 @@ def cmd_evaluate(args) -> int:
             predictors[f"{name} (argmax, unsmoothed)"] = ev.model_predictor(paper)
         predictors[name] = ev.model_predictor(model)
     codebook = first.quantizer_.codebook_ if first is not None else None
-    result = ev.evaluate(predictors, files, codebook=codebook, progress=_progress(not args.quiet))
+    if args.hints:
+        without = [n for n, m in models.items() if not hasattr(m, "predictor")]
+        if without:
+            _error(f"{without[0]}: --hints applies to SOM models only")
+            return EXIT_USAGE
+    result = ev.evaluate(
+        predictors,
+        files,
+        codebook=codebook,
+        progress=_progress(not args.quiet),
+        hints=args.hints,
+    )
+    if args.hints:
+        print(f"{args.hints} simulated colour hints per photo (seeded; baselines without)\n")
     print(result.markdown(), end="")
     if args.out:
         for path in result.write(args.out):
@@ -793,6 +928,7 @@ def cmd_serve(args) -> int:
 #: Each command's parser builder, in the order ``--help`` lists them.
 COMMANDS = (
     _add_colorize,
+    _add_suggest,
     _add_train,
     _add_info,
     _add_data,

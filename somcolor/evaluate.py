@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from .color import compose, rgb_to_luv, split_luv, to_float_rgb, to_uint8
+from .guide import simulated_hints
 from .io import atomic_write, read_image
 from .quantize import nearest_code
 
@@ -152,14 +153,23 @@ def evaluate_image(
     image,
     prior: ColorPrior,
     codebook: np.ndarray | None = None,
+    hints=None,
 ) -> dict[str, float]:
-    """All metrics of one predictor on one color photo (array, path or :class:`Truth`)."""
+    """All metrics of one predictor on one color photo (array, path or :class:`Truth`).
+
+    ``hints`` (colour hints, as :func:`somcolor.guide.parse_hints` takes them) go to a
+    predictor that takes them (its ``takes_hints`` attribute, set by
+    :func:`model_predictor`); other predictors colorize without them.
+    """
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
     truth = Truth.of(image)
     rgb, L, uv_true = truth.rgb, truth.L, truth.uv
     t0 = time.perf_counter()
-    uv_pred, codes = predictor(L)
+    if hints is not None and getattr(predictor, "takes_hints", False):
+        uv_pred, codes = predictor(L, hints)
+    else:
+        uv_pred, codes = predictor(L)
     seconds = time.perf_counter() - t0
     out, clipped = compose(L, uv_pred)
     uv_out = split_luv(rgb_to_luv(to_float_rgb(out)))[1]
@@ -216,11 +226,21 @@ def model_predictor(model) -> ChromaFn:
     Any model with ``predict_uv(L, return_codes=True)`` works: a Colorizer, a
     :class:`~somcolor.predict.Predictor`, or a CNN from :mod:`somcolor.backends`; one
     without a codebook (the CNN autoencoder) is scored for code accuracy against the
-    codebook :func:`evaluate` is given.
+    codebook :func:`evaluate` is given. A SOM model (one with a
+    :class:`~somcolor.predict.Predictor`) also takes colour hints: ``predict(L, hints)``
+    colorizes through a :class:`~somcolor.predict.HintSession` (its codes are then
+    None: the code nearest to the guided chroma is scored).
     """
+    inference = model.predictor() if hasattr(model, "predictor") else model
 
-    def predict(L):
+    def predict(L, hints=None):
+        if hints:
+            from .predict import HintSession
+
+            return HintSession(inference, L).uv(hints), None
         return model.predict_uv(L, return_codes=True)
+
+    predict.takes_hints = hasattr(inference, "hint_session")
 
     codebook = getattr(model, "codebook", None)  # a Colorizer or a Predictor
     quantizer = getattr(model, "quantizer_", None)
@@ -309,12 +329,19 @@ def evaluate(
     *,
     codebook: np.ndarray | None = None,
     progress=None,
+    hints: int = 0,
+    seed: int = 0,
 ) -> Evaluation:
     """Evaluate each predictor on each color photo (arrays or paths).
 
     The color prior for the rebalanced AuC is taken over all ``images`` first. The
     code accuracy uses a predictor's own ``codebook`` attribute (set by
     :func:`model_predictor`), else ``codebook``, else it is NaN.
+
+    With ``hints`` > 0, that many user hints are simulated on each photo
+    (:func:`somcolor.guide.simulated_hints`, seeded with ``seed`` plus the photo's
+    position, as ``experiments/hints_curve.py`` does) and given to the predictors that
+    take hints; the others (baselines) colorize as usual.
     """
     images = list(images)
     prior = ColorPrior()
@@ -325,8 +352,9 @@ def evaluate(
     for i, image in enumerate(iterator):
         name = str(image) if isinstance(image, str | Path) else f"image{i}"
         truth = Truth.of(image)
+        points = simulated_hints(truth.rgb, hints, seed + i) if hints > 0 else None
         for pname, predictor in predictors.items():
             row = {"predictor": pname, "image": name}
-            row.update(evaluate_image(predictor, truth, prior, codebook))
+            row.update(evaluate_image(predictor, truth, prior, codebook, points))
             result.rows.append(row)
     return result

@@ -272,6 +272,63 @@ def merge_hints(*hints: Hints) -> Hints:
     )
 
 
+def as_hints(points, scribbles, shape: tuple[int, int]) -> Hints:
+    """The hints a caller gave, as one :class:`Hints` on an image of ``shape``.
+
+    ``points`` is None, a :class:`Hints` (of the same image size) or what
+    :func:`parse_hints` takes; ``scribbles`` is None or an RGBA array of the image's
+    size (:func:`scribble_hints`). Both given: merged.
+
+    >>> len(as_hints([(1, 1, "#ff0000")], np.zeros((3, 4, 4), np.uint8), (3, 4)))
+    1
+    """
+    shape = (int(shape[0]), int(shape[1]))
+    if points is None:
+        hints = Hints.empty(shape)
+    elif isinstance(points, Hints):
+        if tuple(points.shape) != shape:
+            raise SomcolorError(
+                f"hints: given for a {points.shape[1]}x{points.shape[0]} image, "
+                f"the image is {shape[1]}x{shape[0]}"
+            )
+        hints = points
+    else:
+        hints = parse_hints(points, shape)
+    if scribbles is not None:
+        hints = merge_hints(hints, scribble_hints(scribbles, shape))
+    return hints
+
+
+#: Side of the square patch whose mean colour a simulated hint gives.
+SIMULATED_PATCH = 3
+#: Points drawn per photo by :func:`simulated_hints` before the first ``n`` are kept.
+SIMULATED_POOL = 100
+
+
+def simulated_hints(rgb: np.ndarray, n: int, seed: int) -> list[tuple[int, int, str]]:
+    """``n`` simulated user hints on a colour photo, as Zhang et al. (2017) simulated
+    them: seeded random points ``(x, y, "#rrggbb")``, each the mean colour of the
+    ``SIMULATED_PATCH`` square of ``rgb`` around it (clipped at the borders).
+
+    The sets are nested: the first ``n`` of the same ``max(n, SIMULATED_POOL)`` points.
+
+    >>> rgb = np.zeros((5, 6, 3), np.uint8)
+    >>> simulated_hints(rgb, 2, 0) == simulated_hints(rgb, 3, 0)[:2]
+    True
+    """
+    H, W = rgb.shape[:2]
+    rng = np.random.default_rng(seed)
+    pool = max(int(n), SIMULATED_POOL)
+    ys = rng.integers(0, H, pool)[:n]
+    xs = rng.integers(0, W, pool)[:n]
+    h = SIMULATED_PATCH // 2
+    out = []
+    for x, y in zip(xs, ys, strict=True):
+        patch = rgb[max(0, y - h) : y + h + 1, max(0, x - h) : x + h + 1, :3].reshape(-1, 3)
+        out.append((int(x), int(y), rgb_hex(np.rint(patch.mean(axis=0)))))
+    return out
+
+
 # ---------------------------------------------------------------------------- working resolution
 @dataclass(frozen=True)
 class WorkHints:

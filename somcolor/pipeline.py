@@ -304,14 +304,16 @@ class Colorizer(BaseEstimator):
         """
         return self.predictor().predict_uv(L, return_codes=return_codes)
 
-    def colorize(self, image, *, return_info: bool = False):
+    def colorize(self, image, *, hints=None, scribbles=None, return_info: bool = False):
         """Colorize an image (gray, RGB or RGBA array, or a path) -> RGB uint8 ``(H, W, 3)``.
 
         Color inputs are first reduced to their luminance, so a color photo is
         re-colorized. With ``return_info`` also returns a :class:`ColorizeInfo`.
-        See :meth:`Predictor.colorize`.
+        ``hints`` and ``scribbles`` are user colour hints; see :meth:`Predictor.colorize`.
         """
-        return self.predictor().colorize(image, return_info=return_info)
+        return self.predictor().colorize(
+            image, hints=hints, scribbles=scribbles, return_info=return_info
+        )
 
     # ------------------------------------------------------------------ persistence
     def model_arrays(self) -> dict[str, np.ndarray]:

@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import modelfile
+from . import guide, modelfile
 from .color import check_image, compose, luminance
-from .decode import DECODERS
+from .decode import DECODERS, get_decoder
 from .exceptions import ModelFormatError, SomcolorError
 from .features import FeatureSpec, _Prepared, image_features
 from .fused import context_uv, patch_uv, rows_reached
@@ -49,10 +49,13 @@ from .params import INFERENCE_PARAMS, check_params
 from .resize import downsample, working_shape
 from .smooth import guided_coefficients, guided_rows
 
-__all__ = ["BLOCK_PIXELS", "ColorizeInfo", "Predictor"]
+__all__ = ["BLOCK_PIXELS", "HINT_WORK_SIZE", "ColorizeInfo", "HintSession", "Predictor"]
 
 #: Pixels (rows x width) whose patches are built and classified at once.
 BLOCK_PIXELS = 1 << 16
+#: Long side of the hints solve for a model that predicts at full resolution
+#: (``work_size=None``); other models solve at their own working size.
+HINT_WORK_SIZE = 256
 
 
 def _row_blocks(H: int, W: int):
@@ -200,7 +203,10 @@ class Predictor:
         Returns ``(proba, shape)``: ``proba`` is float32 ``(h * w, n_classes)`` with
         columns following ``classes``, ``shape`` is ``(h, w)``.
         """
-        L_work = self._work_L(np.asarray(L, dtype=np.float32))
+        return self._proba_at(self._work_L(np.asarray(L, dtype=np.float32)))
+
+    def _proba_at(self, L_work: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
+        """:meth:`predict_proba` of a luminance already at the size to predict at."""
         shape = L_work.shape
         proba = np.empty((shape[0] * shape[1], len(self.classes)), np.float32)
         w = shape[1]
@@ -224,17 +230,41 @@ class Predictor:
             return uv, self.classes[top].reshape(shape)
         return uv
 
-    def colorize(self, image, *, return_info: bool = False):
+    def colorize(self, image, *, hints=None, scribbles=None, return_info: bool = False):
         """Colorize an image (gray, RGB or RGBA array, or a path) -> RGB uint8 ``(H, W, 3)``.
 
         Color inputs are first reduced to their luminance, so a color photo is
         re-colorized. With ``return_info`` also returns a :class:`ColorizeInfo`.
+
+        ``hints`` are user colour points: a list of dicts ``{"x", "y", "color"[,
+        "radius"]}`` or ``(x, y, (r, g, b))`` tuples (``x`` the column, ``y`` the row in
+        pixels of the input; colours ``"#rrggbb"`` or 0..255 triples), or a
+        :class:`somcolor.guide.Hints`; ``scribbles`` an RGBA array of the input's size
+        whose opaque pixels are colour strokes. They are spread edge-aware with the
+        model's prediction as the prior (:mod:`somcolor.guide`, through a one-off
+        :meth:`hint_session`; use that to add hints one at a time). The hints are solved
+        at the model's working size (``work_size``); a model with ``work_size=None``
+        solves them at :data:`HINT_WORK_SIZE` (256) px on the long side, and the change
+        they make is brought to the full image. With no hints (None or empty) the output
+        is exactly the automatic one.
+
+        Raises
+        ------
+        SomcolorError
+            A bad hint (outside the image, a bad colour, unknown keys) or scribbles of
+            another size, in one line naming the entry.
         """
         t0 = time.perf_counter()
         if isinstance(image, str | Path):
             image = read_image(image)
         image = np.asarray(image)
         shape = check_image(image).shape[:2]
+        if hints is not None or scribbles is not None:
+            given = guide.as_hints(hints, scribbles, shape)
+            if len(given):
+                out, info = self.hint_session(image).colorize(given, return_info=True)
+                info.seconds = time.perf_counter() - t0
+                return (out, info) if return_info else out
         full_size = working_shape(shape, self.work_size) == shape
         if full_size and not self.smooth_radius > 0:
             out, clipped = self._colorize_rows(image)
@@ -244,6 +274,33 @@ class Predictor:
             return out
         info = ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
         return out, info
+
+    def hint_session(self, image, params: guide.GuideParams | None = None) -> HintSession:
+        """An image (gray, RGB or RGBA array, or a path) made ready for colour hints
+        (:class:`HintSession`): the model's probabilities and chroma computed once, so
+        each new set of hints only re-solves."""
+        if isinstance(image, str | Path):
+            image = read_image(image)
+        L = luminance(check_image(np.asarray(image))).astype(np.float32, copy=False)
+        return HintSession(self, L, params)
+
+    def suggest(self, image, x: float, y: float, k: int = 5) -> list[tuple[str, float]]:
+        """The model's ``k`` most probable colours at column ``x``, row ``y`` of the input:
+        ``[("#rrggbb", probability), ...]``, each shown at that pixel's lightness.
+
+        The probabilities are those of the working pixel holding ``(x, y)`` (the
+        model's working size, :data:`HINT_WORK_SIZE` for a full-resolution model).
+        """
+        if isinstance(image, str | Path):
+            image = read_image(image)
+        image = np.asarray(image)
+        L = luminance(check_image(image)).astype(np.float32, copy=False)
+        at = guide.parse_hints([(x, y, "#000000")], L.shape, source="--at")
+        L_work = downsample(L, working_shape(L.shape, self.work_size or HINT_WORK_SIZE))
+        proba, shape = self._proba_at(L_work)
+        index = int(guide.to_working(at, shape).index[0])
+        lightness = float(L[int(round(y)), int(round(x))])
+        return guide.suggest(proba[index], self.codebook[self.classes], k, lightness=lightness)
 
     # ------------------------------------------------------------ the paths (module docstring)
     def _work_L(self, L: np.ndarray) -> np.ndarray:
@@ -392,3 +449,67 @@ class Predictor:
             arrays[f"mlp_coef_{i}"] = W
             arrays[f"mlp_intercept_{i}"] = b
         return arrays
+
+
+class HintSession:
+    """One image made ready for colour hints: re-colorize it with any hints, quickly.
+
+    Built by :meth:`Predictor.hint_session` (from an image) or directly from a
+    luminance ``L`` (``(H, W)``, 0..100). It holds what no hint changes: the
+    full-resolution L, the automatic full-size chroma (the model's own path, guided
+    smoothing included), the model's code probabilities and decoded chroma at the
+    working size (the model's ``work_size``; :data:`HINT_WORK_SIZE` for a model with
+    ``work_size=None``), and the :class:`~somcolor.guide.Guide` of that size. Each
+    :meth:`colorize` solves for the guided chroma (warm-started from the last solve),
+    adds its change to the automatic chroma (:func:`~somcolor.guide.full_size`) and
+    composes it with the full-resolution L.
+
+    Examples
+    --------
+    >>> from somcolor.paths import DEFAULT_MODEL
+    >>> session = Predictor.from_file(DEFAULT_MODEL).hint_session(np.full((8, 8), 128, np.uint8))
+    >>> session.colorize([(3, 3, "#c83232")])[3, 3].tolist() != [128, 128, 128]
+    True
+    """
+
+    def __init__(self, predictor: Predictor, L, params: guide.GuideParams | None = None):
+        self.L = np.ascontiguousarray(L, dtype=np.float32)
+        p = predictor
+        work = working_shape(self.L.shape, p.work_size or HINT_WORK_SIZE)
+        L_work = downsample(self.L, work)
+        self.proba, _ = p._proba_at(L_work)
+        uv = get_decoder(p.decoder)(self.proba, p.classes, p.codebook, p.temperature)
+        self.uv_work = np.asarray(uv, np.float32).reshape(*work, 2)
+        self.palette = p.codebook[p.classes]
+        self.uv_auto = p.predict_uv(self.L)
+        self.guide = guide.Guide(L_work, self.proba, self.palette, self.uv_work, params)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The input image's ``(height, width)``."""
+        return self.L.shape
+
+    def colorize(self, hints=None, scribbles=None, *, return_info: bool = False):
+        """The image colorized with these hints (as :meth:`Predictor.colorize` takes
+        them) -> RGB uint8 ``(H, W, 3)``; with no hints the automatic chroma composed
+        with L. With ``return_info`` also returns a :class:`ColorizeInfo`."""
+        t0 = time.perf_counter()
+        out, clipped = compose(self.L, self.uv(hints, scribbles))
+        if not return_info:
+            return out
+        return out, ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
+
+    def uv(self, hints=None, scribbles=None) -> np.ndarray:
+        """The full-size chroma ``(H, W, 2)`` float32 with these hints (the automatic
+        chroma itself when there are none)."""
+        given = guide.as_hints(hints, scribbles, self.shape)
+        guided = self.guide.solve(guide.to_working(given, self.guide.shape))
+        return guide.full_size(self.uv_auto, self.uv_work, guided)
+
+    def suggest(self, x: float, y: float, k: int = 5) -> list[tuple[str, float]]:
+        """The model's ``k`` most probable colours at column ``x``, row ``y`` (as
+        :meth:`Predictor.suggest`)."""
+        at = guide.parse_hints([(x, y, "#000000")], self.shape, source="point")
+        index = int(guide.to_working(at, self.guide.shape).index[0])
+        lightness = float(self.L[int(round(y)), int(round(x))])
+        return guide.suggest(self.proba[index], self.palette, k, lightness=lightness)

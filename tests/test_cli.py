@@ -915,3 +915,180 @@ def test_a_model_with_infinite_numbers_is_a_one_line_usage_error(
     r = cli("colorize", make_image("scan.png", "gray"), "--model", bad, "-o", tmp_path / "o.png")
     assert r.code == EXIT_USAGE
     _assert_one_error_line(r, bad, "damaged model file (metadata holds Infinity)")
+
+
+# ---------------------------------------------------------------------------- colour hints
+def _write_hints(path: Path, points) -> Path:
+    path.write_text(json.dumps({"points": points}))
+    return path
+
+
+@pytest.mark.parametrize("model", ["tiny", "fast", "default"])
+def test_colorize_with_hints_matches_the_api_with_every_model(
+    cli, make_image, tiny_model_path, tmp_path, model
+):
+    from somcolor.io import read_image
+    from somcolor.paths import model_path
+    from somcolor.predict import Predictor
+
+    name = tiny_model_path if model == "tiny" else model
+    src = make_image("scan.png", "gray", shape=(48, 64))
+    hints = _write_hints(tmp_path / "h.json", [{"x": 10, "y": 20, "color": "#c83232"}])
+    dst = tmp_path / "out.png"
+    r = cli("colorize", src, "-o", dst, "--model", name, "--hints", hints, "-q")
+    assert r.code == 0, r.err
+    got = np.asarray(Image.open(dst))
+    expected = Predictor.from_file(model_path(str(name))).colorize(
+        read_image(src), hints=[(10, 20, "#c83232")]
+    )
+    assert np.array_equal(got, expected)
+
+
+def test_colorize_with_hints_and_scribbles_and_work_size(
+    cli, make_image, tiny_model_path, tmp_path
+):
+    from somcolor.io import read_image
+    from somcolor.predict import Predictor
+
+    src = make_image("scan.png", "gray", shape=(48, 64))
+    hints = _write_hints(tmp_path / "h.json", [{"x": 10, "y": 20, "color": "#c83232"}])
+    rgba = np.zeros((48, 64, 4), np.uint8)
+    rgba[30:33, 40:50] = (20, 40, 220, 255)
+    strokes = tmp_path / "s.png"
+    Image.fromarray(rgba, "RGBA").save(strokes)
+    dst = tmp_path / "out.png"
+    args = ["--hints", hints, "--scribbles", strokes, "--work-size", "16", "-q"]
+    r = cli("colorize", src, "-o", dst, "--model", tiny_model_path, *args)
+    assert r.code == 0, r.err
+    model = Predictor.from_file(tiny_model_path).set_params(work_size=16)
+    expected = model.colorize(read_image(src), hints=[(10, 20, "#c83232")], scribbles=rgba)
+    assert np.array_equal(np.asarray(Image.open(dst)), expected)
+    only = tmp_path / "only.png"
+    r = cli("colorize", src, "-o", only, "--model", tiny_model_path, "--scribbles", strokes)
+    assert r.code == 0, r.err
+    assert only.exists()
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ('{"points": [{"x": 1, "y": 1, "color": "#ff0000", "size": 3}]}', "unknown keys"),
+        ('{"points": [{"x": 64, "y": 1, "color": "#ff0000"}]}', "outside the image"),
+        ('{"points": [{"x": 1, "y": -1, "color": "#ff0000"}]}', "outside the image"),
+        ('{"points": [{"x": 1, "y": 1, "color": "red"}]}', "not an sRGB hex"),
+        ('{"points": [{"x": 1, "y": 1, "color": "#ff0000", "radius": -2}]}', "radius"),
+        ('{"pts": []}', "unknown keys"),
+        ("{not json", "not a JSON hints file"),
+        (None, "cannot read"),
+    ],
+)
+def test_colorize_bad_hints_file_is_one_line_exit_2_and_no_output(
+    cli, make_image, tiny_model_path, tmp_path, content, reason
+):
+    src = make_image("scan.png", "gray", shape=(48, 64))
+    hints = tmp_path / "h.json"
+    if content is not None:
+        hints.write_text(content)
+    dst = tmp_path / "out.png"
+    r = cli("colorize", src, "-o", dst, "--model", tiny_model_path, "--hints", hints)
+    assert r.code == EXIT_USAGE
+    _assert_one_error_line(r, hints, reason)
+    assert len(r.err_lines) == 1
+    assert not dst.exists()
+
+
+@pytest.mark.parametrize(
+    "kind, reason",
+    [("size", "the scribbles are 10x8"), ("rgb", "expected an RGBA image"), ("bad", "")],
+)
+def test_colorize_bad_scribbles_are_one_line_exit_2_and_no_output(
+    cli, make_image, tiny_model_path, tmp_path, kind, reason
+):
+    src = make_image("scan.png", "gray", shape=(48, 64))
+    strokes = tmp_path / "s.png"
+    if kind == "size":
+        Image.fromarray(np.zeros((8, 10, 4), np.uint8), "RGBA").save(strokes)
+    elif kind == "rgb":
+        Image.fromarray(np.zeros((48, 64, 3), np.uint8)).save(strokes)
+    else:
+        strokes.write_bytes(b"not an image at all")
+    dst = tmp_path / "out.png"
+    r = cli("colorize", src, "-o", dst, "--model", tiny_model_path, "--scribbles", strokes)
+    assert r.code == EXIT_USAGE
+    _assert_one_error_line(r, strokes, reason)
+    assert len(r.err_lines) == 1
+    assert not dst.exists()
+
+
+def test_colorize_with_hints_takes_one_input(cli, make_image, tiny_model_path, tmp_path):
+    a = make_image("a.png", "gray", shape=(16, 16))
+    b = make_image("b.png", "gray", shape=(16, 16))
+    hints = _write_hints(tmp_path / "h.json", [])
+    r = cli("colorize", a, b, "--out-dir", tmp_path / "o", "--hints", hints)
+    assert r.code == EXIT_USAGE
+    assert "one input image" in r.err
+    assert not (tmp_path / "o").exists()
+
+
+def test_suggest_prints_the_models_top_colours(cli, make_image, tiny_model_path):
+    from somcolor.io import read_image
+    from somcolor.predict import Predictor
+
+    src = make_image("scan.png", "gray", shape=(48, 64))
+    r = cli("suggest", src, "--at", "10,20", "--top", "3", "--model", tiny_model_path)
+    assert r.code == 0, r.err
+    lines = r.out.splitlines()
+    assert len(lines) == 3
+    expected = Predictor.from_file(tiny_model_path).suggest(read_image(src), 10, 20, 3)
+    for line, (color, p) in zip(lines, expected, strict=True):
+        assert line.split() == [color, f"{100 * p:.1f}%"]
+    r = cli("suggest", src, "--at", "10,20", "--top", "3", "--model", tiny_model_path, "--json")
+    assert r.code == 0, r.err
+    data = json.loads(r.out)
+    assert [(c["color"], c["p"]) for c in data["colors"]] == expected
+    assert abs(sum(c["p"] for c in data["colors"])) <= 1 + 1e-6
+
+
+def test_suggest_outside_the_image_is_a_usage_error(cli, make_image, tiny_model_path):
+    src = make_image("scan.png", "gray", shape=(48, 64))
+    r = cli("suggest", src, "--at", "64,0", "--model", tiny_model_path)
+    assert r.code == EXIT_USAGE
+    assert len(r.err_lines) == 1 and "outside the image" in r.err
+    r = cli("suggest", src, "--at", "nope", "--model", tiny_model_path)
+    assert r.code == EXIT_USAGE
+
+
+def test_evaluate_with_simulated_hints_reports_the_metrics(
+    cli, photo_dir, tiny_model_path, tmp_path
+):
+    import csv
+
+    psnr = {}
+    for n in (0, 20):
+        out = tmp_path / f"eval{n}"
+        args = ["--model", tiny_model_path, "--no-baselines", "-q", "--out", out]
+        r = cli("evaluate", photo_dir, "--hints", n, *args)
+        assert r.code == 0, r.err
+        assert ("20 simulated colour hints per photo" in r.out) == (n == 20)
+        with open(out / "summary.csv", newline="") as fh:
+            (row,) = list(csv.DictReader(fh))
+        psnr[n] = float(row["psnr"])
+    assert psnr[20] > psnr[0] + 1.0  # the hints give the photos' own colours
+    again = tmp_path / "again"
+    r = cli(
+        "evaluate",
+        photo_dir,
+        "--hints",
+        20,
+        "--model",
+        tiny_model_path,
+        "--no-baselines",
+        "-q",
+        "--out",
+        again,
+    )
+    assert (again / "per_image.csv").read_text().split("seconds")[0] == (
+        (tmp_path / "eval20" / "per_image.csv").read_text().split("seconds")[0]
+    )
+    r = cli("evaluate", photo_dir, "--hints", "-1", "--model", tiny_model_path)
+    assert r.code == EXIT_USAGE

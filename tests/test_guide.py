@@ -255,3 +255,15 @@ def test_bad_python_hints_get_a_one_line_error(points, message):
 def test_bad_scribbles_get_a_one_line_error(array, message):
     with pytest.raises(SomcolorError, match=message):
         guide.scribble_hints(array, (6, 8), source="strokes.png")
+
+
+def test_simulated_hints_are_seeded_nested_and_the_patch_mean():
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (30, 40, 3)).astype(np.uint8)
+    ten = guide.simulated_hints(rgb, 10, 7)
+    assert ten == guide.simulated_hints(rgb, 10, 7)
+    assert ten == guide.simulated_hints(rgb, 100, 7)[:10]
+    assert ten != guide.simulated_hints(rgb, 10, 8)
+    for x, y, color in ten:
+        patch = rgb[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].reshape(-1, 3)
+        assert color == guide.rgb_hex(np.rint(patch.mean(axis=0)))

@@ -340,3 +340,62 @@ def test_context_models_predict_as_decoding_the_whole_probability_array(
         np.testing.assert_allclose(uv, expected, rtol=1e-5, atol=2e-4)
         best = p.classes[np.argmax(proba, axis=1)].reshape(shape)
         np.testing.assert_array_equal(codes[clear], best[clear])
+
+
+# ---------------------------------------------------------------------------- colour hints
+def _hint_photo():
+    return synthetic_photo(3, (96, 128))
+
+
+def test_colorize_no_hints_is_byte_identical():
+    model = Predictor.from_file(DEFAULT_MODEL)
+    img = _hint_photo()
+    auto = model.colorize(img)
+    assert np.array_equal(model.colorize(img, hints=[]), auto)
+    assert np.array_equal(model.colorize(img, hints=None, scribbles=None), auto)
+    empty = np.zeros((*img.shape[:2], 4), np.uint8)
+    assert np.array_equal(model.colorize(img, hints=[], scribbles=empty), auto)
+
+
+def test_colorize_with_hints_colours_the_hinted_point():
+    model = Predictor.from_file(DEFAULT_MODEL)
+    gray = np.full((40, 60), 128, np.uint8)
+    out, info = model.colorize(gray, hints=[(30, 20, (200, 50, 50))], return_info=True)
+    assert out.shape == (40, 60, 3) and info.height == 40
+    r, g, b = out[20, 30].astype(int)
+    assert r > g + 20 and r > b + 20
+    same = model.colorize(gray, hints=[{"x": 30, "y": 20, "color": "#c83232"}])
+    assert np.array_equal(out, same)
+
+
+def test_colorize_hints_with_full_resolution_model():
+    model = copy.copy(Predictor.from_file(DEFAULT_MODEL)).set_params(work_size=None)
+    gray = np.full((30, 300), 128, np.uint8)
+    session = model.hint_session(gray)
+    assert max(session.guide.shape) == 256
+    out = session.colorize([(10, 10, "#3050d0")])
+    assert out[10, 10, 2] > out[10, 10, 0]
+
+
+def test_hint_session_adds_hints_and_scribbles():
+    model = Predictor.from_file(DEFAULT_MODEL)
+    img = _hint_photo()
+    session = model.hint_session(img)
+    one = session.colorize([(10, 10, "#00c000")])
+    scribbles = np.zeros((*img.shape[:2], 4), np.uint8)
+    scribbles[50:53, 60:63] = (0, 0, 220, 255)
+    two = session.colorize([(10, 10, "#00c000")], scribbles)
+    assert not np.array_equal(one, two)
+    assert np.array_equal(one, model.colorize(img, hints=[(10, 10, "#00c000")]))
+    top = session.suggest(5, 5, k=3)
+    assert len(top) == 3 and all(h.startswith("#") and 0 <= p <= 1 for h, p in top)
+    assert top == model.suggest(img, 5, 5, k=3)
+
+
+def test_colorize_bad_hints_raise_one_line():
+    model = Predictor.from_file(DEFAULT_MODEL)
+    gray = np.zeros((10, 10), np.uint8)
+    with pytest.raises(SomcolorError, match="x=10 is outside"):
+        model.colorize(gray, hints=[(10, 0, "#ff0000")])
+    with pytest.raises(SomcolorError, match="scribbles are 5x5"):
+        model.colorize(gray, scribbles=np.zeros((5, 5, 4), np.uint8))
