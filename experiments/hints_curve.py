@@ -61,9 +61,9 @@ LABELS = {
 simulated_hints = guide.simulated_hints
 
 
-def _photo_data(path: Path, predictor, work_size: int) -> dict:
-    """The model's outputs on one photo that no hint changes (cached on disk)."""
-    cache = CACHE_DIR / f"{path.stem}_w{work_size}.npz"
+def _photo_data(path: Path, predictor, work_size: int, model_key: str) -> dict:
+    """The model's outputs on one photo that no hint changes (cached on disk, per model)."""
+    cache = CACHE_DIR / f"{path.stem}_w{work_size}_{model_key}.npz"
     if cache.exists():
         with np.load(cache) as z:
             return dict(z)
@@ -89,7 +89,11 @@ def run(args) -> list[dict]:
     import somcolor
 
     params = guide.GuideParams(**args.params)
-    predictor = somcolor.load().predictor()
+    from somcolor.datasets import sha256
+    from somcolor.paths import model_path
+
+    predictor = somcolor.load(args.model).predictor()
+    model_key = sha256(model_path(args.model))[:12]
     palette = predictor.codebook[predictor.classes]
     photos = datasets.image_paths("bsds500", "test")[args.offset :: args.step]
     photos = photos[: args.limit or None]
@@ -100,7 +104,7 @@ def run(args) -> list[dict]:
     rows = []
     for i, (path, truth) in enumerate(zip(photos, truths, strict=True)):
         t0 = time.perf_counter()
-        d = _photo_data(path, predictor, args.work_size)
+        d = _photo_data(path, predictor, args.work_size, model_key)
         shape = truth.L.shape
         work = d["L_work"].shape
         points = simulated_hints(truth.rgb, max(args.hints), args.seed + i)
@@ -270,6 +274,11 @@ def parse_args(argv=None):
     ap.add_argument("--hints", default=",".join(map(str, HINT_COUNTS)))
     ap.add_argument("--methods", default=",".join(METHODS))
     ap.add_argument("--work-size", type=int, default=WORK_SIZE)
+    ap.add_argument(
+        "--model",
+        default="default",
+        help="the prior: a bundled model or a model file (the bundled ones saw the test photos)",
+    )
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     ap.add_argument(
