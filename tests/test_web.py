@@ -23,6 +23,7 @@ import pytest
 from PIL import Image
 
 from somcolor.decode import DECODERS
+from somcolor.paths import DEFAULT_MODEL
 from somcolor.web import create_app
 
 with warnings.catch_warnings():  # newer Starlette asks for httpx2; httpx works the same
@@ -560,7 +561,14 @@ def status_line(sock, timeout: float) -> str:
     return data.split(b"\r\n", 1)[0].decode()
 
 
-BIG_PHOTO = png_bytes(np.random.default_rng(0).integers(0, 255, (1000, 1000), np.uint8))
+BIG_PHOTO = png_bytes(np.random.default_rng(0).integers(0, 255, (2000, 2000), np.uint8))
+
+
+def slow_model(folder: Path) -> Path:
+    """The bundled default predicting at full resolution: BIG_PHOTO takes it seconds."""
+    from somcolor.pipeline import Colorizer
+
+    return Colorizer.load(DEFAULT_MODEL).set_params(work_size=None).save(folder / "slow.npz")
 
 
 def warm_workers(live: LiveServer, n: int) -> None:
@@ -584,9 +592,9 @@ def no_workers_within(server, seconds: float) -> bool:
 
 # ---------------------------------------------------------------------------- responsiveness
 def test_a_small_photo_is_not_held_behind_a_large_one(tmp_path):
-    """Two workers: a small photo sent while a 1000x1000 one is colorized (seconds) is
+    """Two workers: a small photo sent while a 2000x2000 one is colorized (seconds) is
     answered long before that ends (one lock for all photos made it wait it out)."""
-    app = create_app(workdir=tmp_path, image_workers=2)
+    app = create_app(slow_model(tmp_path), workdir=tmp_path, image_workers=2)
     answers = {}
 
     def send(name, data):
@@ -609,7 +617,7 @@ def test_a_small_photo_is_not_held_behind_a_large_one(tmp_path):
 def test_a_photo_past_its_deadline_gets_503_and_its_worker_is_stopped(tmp_path):
     from dataclasses import replace
 
-    app = create_app(workdir=tmp_path, image_workers=1)
+    app = create_app(slow_model(tmp_path), workdir=tmp_path, image_workers=1)
     server = app.state.server
     with LiveServer(app) as live:
         warm_workers(live, 1)
@@ -629,7 +637,7 @@ def test_a_photo_past_its_deadline_gets_503_and_its_worker_is_stopped(tmp_path):
 def test_a_client_that_leaves_stops_its_photo(tmp_path):
     import socket
 
-    app = create_app(workdir=tmp_path, image_workers=1)
+    app = create_app(slow_model(tmp_path), workdir=tmp_path, image_workers=1)
     server = app.state.server
     with LiveServer(app) as live:
         warm_workers(live, 1)
