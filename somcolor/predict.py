@@ -9,23 +9,25 @@ colorize`` starts fast; ``Colorizer``'s own ``predict_proba``, ``predict_uv`` an
 Colorizing goes luminance -> features -> network -> decode -> compose, a block of
 ``BLOCK_PIXELS`` pixels (whole rows) at a time. Two choices pick the path:
 
-* **fused or not**: a model whose only feature is the L patch
-  (:attr:`FeatureSpec.patch_only <somcolor.features.FeatureSpec.patch_only>`: the
-  paper's, and the bundled ones) runs the fused kernel of :mod:`somcolor.fused`, which
-  reads patches straight from L, applies the network and decodes, so no feature matrix
-  and no probability array is built. Other models (coarse scales, position, image
-  statistics) build each block's features (:func:`~somcolor.features.image_features`),
-  run :func:`~somcolor.network.forward` on them and decode with :mod:`somcolor.decode`.
+* **which fused kernel** (:mod:`somcolor.fused`): a model whose only feature is the L
+  patch (:attr:`FeatureSpec.patch_only <somcolor.features.FeatureSpec.patch_only>`: the
+  paper's, and the bundled ``fast``) runs ``patch_uv``; a context model (coarse scales,
+  position, image statistics: the bundled ``default``) runs ``context_uv`` over the
+  image's prepared levels. Either reads its features straight from L, applies the
+  network and decodes, so no feature matrix and no probability array is built.
 * **full resolution or working size**: when the working size is the image's own and
   there is no smoothing, :meth:`Predictor.colorize` goes from the input's rows to RGB
-  block by block (with the fused kernel only each block's L, plus the rows its patches
+  block by block (with ``patch_uv`` only each block's L, plus the rows its patches
   reach, is computed), so memory holds the input, the output and one block. Otherwise
-  the UV is predicted for the whole image at the working size, upsampled to the full
-  size, smoothed with the full-resolution L as guide and composed with it
-  (:meth:`Predictor.predict_uv`).
+  the UV is predicted for the whole image at the working size (L area-averaged down to
+  it); the guided filter's coefficients are fitted there (guide L / 100) and, a block
+  of full-resolution rows at a time, interpolated and applied to the full-resolution L
+  (He & Sun's fast guided filter; without smoothing, bilinear interpolation), then
+  composed with it (:meth:`_colorize_guided`, :meth:`predict_uv`).
 
 :meth:`Predictor.predict_proba` always takes the unfused path: it returns the
-probabilities.
+probabilities. Colour hints (:mod:`somcolor.guide`) start from those probabilities and
+the automatic chroma (:meth:`Predictor.hint_session`).
 """
 
 from __future__ import annotations
