@@ -12,9 +12,10 @@ luminance patch around it.
 Modules, in data-flow order: ``io`` -> ``color`` -> ``quantize`` (the SOM) ->
 ``patches`` -> ``features`` -> ``classify`` (training; its forward pass is ``network``)
 -> ``decode`` -> ``predict`` (inference from a model file's arrays, without
-scikit-learn; its fused kernel is ``fused``, its file checks ``modelfile``) ->
-``pipeline`` (the ``Colorizer``, which composes them); ``evaluate`` measures quality;
-``cli``, ``video`` (with ``temporal``), ``web`` and ``bench`` sit on top. Beside them:
+scikit-learn; its fused kernels are ``fused``, its file checks ``modelfile``; ``guide``
+spreads colour hints) -> ``pipeline`` (the ``Colorizer``, which composes them);
+``evaluate`` measures quality; ``cli``, ``video`` (with ``temporal``) and ``web`` sit on
+top (the benchmarks are in ``experiments/``). Beside them:
 ``params`` declares the Colorizer's parameters once (defaults, allowed values, CLI
 options), ``resize`` and ``smooth`` give ``predict`` its working size and guided
 filter, ``backends`` holds the optional CNNs, ``datasets`` and ``paths`` the data.
