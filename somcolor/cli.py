@@ -172,8 +172,28 @@ def _add_colorize(sub) -> None:
     c.set_defaults(func=cmd_colorize)
 
 
+def _check_destination(src: Path, dst: Path, force: bool) -> None:
+    """Refuse an output that is the input, a folder, or (without ``--force``) exists."""
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise SomcolorError(f"{dst}: refusing to overwrite the input file")
+    if dst.is_dir():
+        raise SomcolorError(f"{dst}: output is a folder")
+    if dst.exists() and not force:
+        raise SomcolorError(f"{dst}: output exists (use --force to overwrite)")
+
+
+def _write(dst: Path, rgb, force: bool) -> None:
+    """Write a colorized image atomically; a failure is a one-line error."""
+    from .io import write_image
+
+    try:
+        write_image(dst, rgb, overwrite=force)
+    except OSError as exc:
+        raise SomcolorError(f"{dst}: cannot write ({exc.strerror or exc})") from None
+
+
 def cmd_colorize(args) -> int:
-    from .io import find_images, read_image, write_image
+    from .io import find_images, read_image
     from .paths import model_path
     from .video import is_video  # no PyAV needed until a video is found
 
@@ -216,18 +236,10 @@ def cmd_colorize(args) -> int:
                     )
                 _colorize_video_file(src, _video_output(dst, args), video_model, args)
                 continue
-            if dst.exists() and dst.resolve() == src.resolve():
-                raise SomcolorError(f"{dst}: refusing to overwrite the input file")
-            if dst.is_dir():
-                raise SomcolorError(f"{dst}: output is a folder")
-            if dst.exists() and not args.force:
-                raise SomcolorError(f"{dst}: output exists (use --force to overwrite)")
+            _check_destination(src, dst, args.force)
             image = read_image(src, max_pixels=args.max_pixels)
             rgb, info = model.colorize(image, return_info=True)
-            try:
-                write_image(dst, rgb, overwrite=args.force)
-            except OSError as exc:
-                raise SomcolorError(f"{dst}: cannot write ({exc.strerror or exc})") from None
+            _write(dst, rgb, args.force)
             log.info(
                 "%s -> %s (%dx%d, %.2f s, %d pixels clipped to gamut)",
                 src,
@@ -267,7 +279,7 @@ def _read_hints(args, shape: tuple[int, int]):
 def _colorize_hinted(src: Path, dst: Path, model, args) -> int:
     """``colorize`` of one image with ``--hints`` / ``--scribbles``: every check (the
     output, the image, the hint files) before anything is written."""
-    from .io import read_image, write_image
+    from .io import read_image
     from .video import is_video
 
     if not hasattr(model, "hint_session"):
@@ -276,19 +288,11 @@ def _colorize_hinted(src: Path, dst: Path, model, args) -> int:
         )
     if is_video(src):
         raise SomcolorError(f"{src}: --hints and --scribbles apply to images, not videos")
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise SomcolorError(f"{dst}: refusing to overwrite the input file")
-    if dst.is_dir():
-        raise SomcolorError(f"{dst}: output is a folder")
-    if dst.exists() and not args.force:
-        raise SomcolorError(f"{dst}: output exists (use --force to overwrite)")
+    _check_destination(src, dst, args.force)
     image = read_image(src, max_pixels=args.max_pixels)
     hints = _read_hints(args, image.shape[:2])
     rgb, info = model.colorize(image, hints=hints, return_info=True)
-    try:
-        write_image(dst, rgb, overwrite=args.force)
-    except OSError as exc:
-        raise SomcolorError(f"{dst}: cannot write ({exc.strerror or exc})") from None
+    _write(dst, rgb, args.force)
     log.info("%s -> %s (%d hints, %.2f s)", src, dst, len(hints), info.seconds)
     if not args.quiet:
         print(dst)
