@@ -22,6 +22,7 @@ from . import params
 from ._version import __version__
 from .decode import DECODERS
 from .exceptions import SomcolorError
+from .web.settings import MIB
 
 log = logging.getLogger("somcolor")
 
@@ -848,7 +849,7 @@ def _port(text: str) -> int:
 #: ``somcolor serve``'s limit options: flag, :class:`~somcolor.web.settings.Limits` field,
 #: unit (the field is the option times it) and help.
 SERVE_LIMITS = (
-    ("--max-upload-mb", "max_upload_bytes", "MIB", "largest upload in MiB"),
+    ("--max-upload-mb", "max_upload_bytes", MIB, "largest upload in MiB"),
     ("--max-pixels", "max_pixels", 1, "largest photo or video frame in pixels"),
     ("--max-uploads", "max_uploads", 1, "uploads received at once; more get 429"),
     ("--upload-chunk-timeout", "upload_chunk_timeout_s", 1, "seconds an upload may stall (408)"),
@@ -861,7 +862,7 @@ SERVE_LIMITS = (
     ("--max-video-frames", "max_video_frames", 1, "frames a video job may decode"),
     ("--max-video-seconds", "max_video_seconds", 1, "seconds of video a job may hold"),
     ("--job-timeout", "job_timeout_s", 1, "seconds of wall time a video job may run"),
-    ("--max-result-mb", "max_result_bytes", "MIB", "largest video result in MiB"),
+    ("--max-result-mb", "max_result_bytes", MIB, "largest video result in MiB"),
 )
 
 
@@ -881,7 +882,6 @@ def _add_serve(sub) -> None:
         help="also answer requests for this Host name (repeatable; * for any)",
     )
     for flag, field, unit, text in SERVE_LIMITS:
-        unit = getattr(settings, unit) if isinstance(unit, str) else unit
         default = getattr(settings.Limits, field) / unit
         kind = int if isinstance(getattr(settings.Limits, field), int) else float
         default = kind(default)
@@ -902,11 +902,9 @@ def cmd_serve(args) -> int:
     except ImportError as exc:
         _error(f"serve needs the web extra (no module {exc.name!r}): pip install 'somcolor[web]'")
         return EXIT_USAGE
-    from .web import settings
 
     limits = {}
     for flag, field, unit, _ in SERVE_LIMITS:
-        unit = getattr(settings, unit) if isinstance(unit, str) else unit
         limits[field] = getattr(args, flag[2:].replace("-", "_")) * unit
     app = create_app(
         args.model,
