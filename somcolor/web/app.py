@@ -9,7 +9,16 @@ Routes
 ``GET /api/config``
     What the page's controls offer: models, decoders, video support, limits.
 ``POST /api/colorize``
-    A photo (multipart field ``file``; optional ``model``, ``decoder``) -> PNG.
+    A photo (multipart field ``file``; optional ``model``, ``decoder``, ``hints``,
+    ``reference``) -> PNG.
+``POST /api/sessions``
+    A photo (as above, without ``hints``) -> 201 and a hint session's id.
+``POST /api/sessions/{id}/colorize``
+    The hints JSON (the CLI's ``--hints`` format) -> a JPEG preview with them.
+``DELETE /api/sessions/{id}``
+    Close the hint session -> 204.
+``POST /api/suggest``
+    ``{"session", "x", "y"[, "k"]}`` -> the model's most probable colours there.
 ``POST /api/jobs``
     A video (``file``; optional ``model``, ``decoder``, ``smoothing``) -> 202 and a job.
 ``GET /api/jobs/{id}``, ``GET /api/jobs/{id}/result``
@@ -69,7 +78,6 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         name=exc.name,
     ) from exc
 
-from .jobs import JobManager
 from .routes import ROUTERS, STATIC_DIR
 from .server import Server
 from .settings import Limits, trusted_hosts
@@ -211,7 +219,7 @@ async def _gone(request, exc: ClientDisconnect):  # the client left mid-upload: 
 async def _lifespan(app: FastAPI):
     """Sweep expired jobs while the app runs; close the server when it stops."""
     server = app.state.server
-    sweeper = asyncio.create_task(_sweep_forever(server.jobs))
+    sweeper = asyncio.create_task(_sweep_forever(server))
     try:
         yield
     finally:
@@ -219,11 +227,14 @@ async def _lifespan(app: FastAPI):
         server.close()
 
 
-async def _sweep_forever(jobs: JobManager) -> None:
-    period = min(60.0, max(0.5, jobs.ttl_s / 4))
+async def _sweep_forever(server: Server) -> None:
+    """Delete expired video results and close hint sessions unused too long."""
+    ttl = min(server.jobs.ttl_s, server.sessions.ttl_s)
+    period = min(60.0, max(0.5, ttl / 4))
     while True:
         await asyncio.sleep(period)
-        jobs.sweep()
+        server.jobs.sweep()
+        server.sessions.sweep()
 
 
 def create_app(

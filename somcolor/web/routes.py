@@ -3,6 +3,8 @@
 * :data:`page_router`: ``GET /``, the page;
 * :data:`meta_router`: ``GET /api/health`` and ``GET /api/config``;
 * :data:`photo_router`: ``POST /api/colorize``;
+* :data:`hint_router`: ``POST /api/sessions``, ``POST /api/sessions/{id}/colorize``,
+  ``DELETE /api/sessions/{id}`` and ``POST /api/suggest``;
 * :data:`job_router`: ``POST /api/jobs``, ``GET`` and ``DELETE /api/jobs/{id}``, and
   ``GET /api/jobs/{id}/result``.
 
@@ -13,6 +15,7 @@ Handlers hold no state of their own: each reads the app's
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -26,6 +29,8 @@ from .uploads import UploadError
 from .workers import Stopped
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
+#: Most colours ``POST /api/suggest`` gives.
+MAX_SUGGESTIONS = 12
 
 
 # ---------------------------------------------------------------------------- schema
@@ -51,17 +56,74 @@ class JobStatus(BaseModel):
     summary: dict | None
 
 
+class HintSessionInfo(BaseModel):
+    """A photo opened for colour hints."""
+
+    id: str  #: the session id: unguessable, the only key to the session
+    width: int  #: the photo's size in pixels: hints are given in these pixels
+    height: int
+    preview_width: int  #: the size of the previews ``POST /api/sessions/{id}/colorize`` sends
+    preview_height: int
+    max_hints: int
+    expires_after_s: float  #: the session is closed after this many seconds unused
+    reference: str | None  #: the reference photo's name, when its colours came from one
+
+
+class SuggestedColor(BaseModel):
+    color: str  #: "#rrggbb", at the pixel's lightness
+    probability: float
+
+
+class Suggestions(BaseModel):
+    """The model's most probable colours at a point, most probable first."""
+
+    x: float
+    y: float
+    colors: list[SuggestedColor]
+
+
 def _errors(*statuses: int) -> dict:
     return {s: {"model": ErrorBody} for s in statuses}
 
 
-def _form_body(*, video: bool) -> dict:
+#: A hint in the CLI's format (``somcolor colorize --hints``).
+HINT_POINT = {
+    "type": "object",
+    "required": ["x", "y", "color"],
+    "properties": {
+        "x": {"type": "number", "description": "column, 0-based pixels of the photo"},
+        "y": {"type": "number", "description": "row, 0-based pixels of the photo"},
+        "color": {"type": "string", "pattern": "^#[0-9a-fA-F]{6}$"},
+        "radius": {"type": "number", "minimum": 0, "description": "in pixels of the photo"},
+    },
+    "additionalProperties": False,
+}
+HINTS_SCHEMA = {
+    "type": "object",
+    "required": ["points"],
+    "properties": {"points": {"type": "array", "items": HINT_POINT}},
+    "additionalProperties": False,
+}
+
+
+def _form_body(*, video: bool = False, hints: bool = False) -> dict:
     """OpenAPI text for the multipart forms (parsed by hand, see :mod:`.uploads`)."""
     props = {
         "file": {"type": "string", "format": "binary", "description": "the file"},
         "model": {"type": "string", "description": "a name from GET /api/config"},
         "decoder": {"type": "string", "enum": sorted(DECODERS)},
+        "reference": {
+            "type": "string",
+            "format": "binary",
+            "description": "optional: a colour photo whose colours the result takes",
+        },
     }
+    if hints:
+        props["hints"] = {
+            "type": "string",
+            "description": 'optional colour hints, the JSON of "somcolor colorize --hints": '
+            + json.dumps({"points": [{"x": 120, "y": 45, "color": "#c83232"}]}),
+        }
     if video:
         props["smoothing"] = {
             "type": "number",
@@ -73,6 +135,11 @@ def _form_body(*, video: bool) -> dict:
     return {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
     }
+
+
+def _json_body(schema: dict, description: str) -> dict:
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": True, "description": description, "content": content}}
 
 
 def _server(request: Request) -> Server:
@@ -112,22 +179,33 @@ photo_router = APIRouter()
     response_class=Response,
     responses={
         200: {"content": {"image/png": {}}, "description": "the colorized photo (PNG)"},
-        **_errors(400, 403, 408, 413, 415, 422, 429, 503),
+        **_errors(400, 403, 408, 413, 415, 422, 429, 501, 503),
     },
-    openapi_extra=_form_body(video=False),
+    openapi_extra=_form_body(hints=True),
 )
 async def colorize(request: Request):
     """Send a photo (PNG, JPEG, GIF, BMP, TIFF, WebP; gray or color) as the form field
-    ``file``; get the colorized photo back as PNG, the same size."""
+    ``file``; get the colorized photo back as PNG, the same size. Optional: ``hints``,
+    colour hints as the JSON of ``somcolor colorize --hints`` (the same result), and
+    ``reference``, a colour photo whose colours the model takes up."""
     server = _server(request)
-    upload = await server.receive(request, ("model", "decoder"))
+    upload = await server.receive(request, ("model", "decoder", "hints"), ("reference",))
+    reference = upload.files.get("reference")
     try:
         with server.photo_slot():
             choice = server.model_choice(upload.fields)
+            points = server.points(upload.fields.get("hints"))
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, server.check_photo, upload.path)
+            await loop.run_in_executor(None, server.check_reference, reference)
             try:
-                result = await server.colorize_photo(upload.path, choice, request.is_disconnected)
+                result = await server.colorize_photo(
+                    upload.path,
+                    choice,
+                    request.is_disconnected,
+                    points=points,
+                    reference=reference,
+                )
             except Stopped:  # the client left: nobody reads the answer
                 raise ClientDisconnect() from None
     finally:
@@ -139,8 +217,164 @@ async def colorize(request: Request):
             "content-disposition": f'inline; filename="{upload.filename}_color.png"',
             "x-somcolor-seconds": f"{result.seconds:.3f}",
             "x-somcolor-gamut-clipped": str(result.gamut_clipped),
+            "x-somcolor-hints": str(len(points or ())),
+            "x-somcolor-reference": "yes" if reference is not None else "no",
         },
     )
+
+
+# ---------------------------------------------------------------------------- hints
+hint_router = APIRouter()
+
+
+@hint_router.post(
+    "/api/sessions",
+    summary="Open a photo for colour hints",
+    status_code=201,
+    response_model=HintSessionInfo,
+    responses=_errors(400, 403, 408, 413, 415, 422, 429, 501, 503),
+    openapi_extra=_form_body(),
+)
+async def open_session(request: Request):
+    """Send a photo as the form field ``file`` (optional: ``model``, ``decoder``,
+    ``reference``); the server computes what no hint changes once and keeps it, in a
+    hint worker, under the returned unguessable ``id`` until it has gone unused for
+    ``expires_after_s`` seconds or ``max_hint_sessions`` newer ones are opened. Then
+    send hints to ``POST /api/sessions/{id}/colorize``."""
+    server = _server(request)
+    upload = await server.receive(request, ("model", "decoder"), ("reference",))
+    reference = upload.files.get("reference")
+    try:
+        with server.photo_slot():
+            choice = server.model_choice(upload.fields)
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, server.check_photo, upload.path)
+            await loop.run_in_executor(None, server.check_reference, reference)
+            name = upload.names.get("reference", "reference")
+            session = await server.open_session(upload.path, choice, reference, name)
+    finally:
+        upload.discard()
+    lim = server.limits
+    body = {
+        "id": session.id,
+        "width": session.shape[1],
+        "height": session.shape[0],
+        "preview_width": session.preview_shape[1],
+        "preview_height": session.preview_shape[0],
+        "max_hints": lim.max_hints,
+        "expires_after_s": lim.hint_session_ttl_s,
+        "reference": session.reference,
+    }
+    return JSONResponse(body, status_code=201, headers={"location": f"/api/sessions/{session.id}"})
+
+
+@hint_router.post(
+    "/api/sessions/{session_id}/colorize",
+    summary="The photo's preview with these colour hints",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {}}, "description": "the preview (JPEG)"},
+        **_errors(400, 403, 404, 408, 410, 413, 415, 422, 429, 503),
+    },
+    openapi_extra=_json_body(HINTS_SCHEMA, "the hints, the JSON of somcolor colorize --hints"),
+)
+async def session_colorize(request: Request, session_id: str):
+    """The photo colorized with these hints (all of them, each time: the server keeps
+    no hints), as a JPEG preview at most ``preview_side`` pixels on the long side. Hints
+    are in the photo's own pixels. For the full-size PNG send the photo and the same
+    hints to ``POST /api/colorize``."""
+    server = _server(request)
+    points = await server.hints_body(request)
+    with server.photo_slot():
+        try:
+            jpeg, seconds, clipped = await server.in_session(
+                session_id, ("render", points), request.is_disconnected
+            )
+        except Stopped:
+            raise ClientDisconnect() from None
+    return Response(
+        jpeg,
+        media_type="image/jpeg",
+        headers={
+            "x-somcolor-seconds": f"{seconds:.3f}",
+            "x-somcolor-gamut-clipped": str(clipped),
+            "x-somcolor-hints": str(len(points or ())),
+            "cache-control": "no-store",
+        },
+    )
+
+
+@hint_router.delete(
+    "/api/sessions/{session_id}",
+    summary="Close a hint session",
+    status_code=204,
+    response_class=Response,
+    responses=_errors(403, 404, 410),
+)
+async def delete_session(request: Request, session_id: str):
+    _server(request).sessions.delete(session_id)
+    return Response(status_code=204)
+
+
+SUGGEST_SCHEMA = {
+    "type": "object",
+    "required": ["session", "x", "y"],
+    "properties": {
+        "session": {"type": "string", "description": "an id from POST /api/sessions"},
+        "x": {"type": "number", "description": "column, pixels of the photo"},
+        "y": {"type": "number", "description": "row, pixels of the photo"},
+        "k": {"type": "integer", "minimum": 1, "maximum": MAX_SUGGESTIONS, "default": 6},
+    },
+    "additionalProperties": False,
+}
+
+
+@hint_router.post(
+    "/api/suggest",
+    summary="The model's most probable colours at a point",
+    response_model=Suggestions,
+    responses=_errors(400, 403, 404, 408, 410, 413, 415, 422, 429, 503),
+    openapi_extra=_json_body(SUGGEST_SCHEMA, "the session and the point"),
+)
+async def suggest(request: Request):
+    """The ``k`` colours the model finds most probable at column ``x``, row ``y`` of the
+    session's photo, each shown at that point's lightness: the palette to pick from."""
+    server = _server(request)
+    session_id, x, y, k = _suggest_request(await server.receive_json(request, 1024))
+    with server.photo_slot():
+        try:
+            (colors,) = await server.in_session(
+                session_id, ("suggest", x, y, k), request.is_disconnected
+            )
+        except Stopped:
+            raise ClientDisconnect() from None
+    return {"x": x, "y": y, "colors": [{"color": c, "probability": p} for c, p in colors]}
+
+
+def _suggest_request(text: str) -> tuple[str, float, float, int]:
+    """``(session, x, y, k)`` of a suggest request's JSON; 422 ``bad_request`` if bad."""
+
+    def bad(message: str) -> UploadError:
+        return UploadError(422, "bad_request", message)
+
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise bad(f"not JSON ({str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise bad("expected an object with session, x and y")
+    unknown = sorted(set(data) - {"session", "x", "y", "k"})
+    if unknown:
+        raise bad(f"unknown keys {unknown[:5]}, expected session, x, y and k")
+    session, x, y, k = data.get("session"), data.get("x"), data.get("y"), data.get("k", 6)
+    if not isinstance(session, str) or not session:
+        raise bad(f"session: got {session!r:.40}, expected a session id")
+    for name, value in (("x", x), ("y", y)):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad(f"{name}: got {value!r:.40}, expected a number")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_SUGGESTIONS:
+        raise bad(f"k: got {k!r:.40}, expected a whole number 1..{MAX_SUGGESTIONS}")
+    return session, float(x), float(y), k
 
 
 # ---------------------------------------------------------------------------- video jobs
@@ -225,4 +459,4 @@ async def job_result(request: Request, job_id: str):
 
 
 #: In the order the app includes them (the order of the paths in the schema).
-ROUTERS = (page_router, meta_router, photo_router, job_router)
+ROUTERS = (page_router, meta_router, photo_router, hint_router, job_router)

@@ -27,16 +27,20 @@ from .._version import __version__
 from ..decode import DECODERS
 from ..exceptions import SomcolorError
 from ..io import IMAGE_FORMATS
+from .hinting import hint_points
 from .jobs import JobManager
+from .sessions import Session, SessionRegistry
 from .settings import Limits
 from .uploads import (
+    MAX_HINTS_BYTES,
     Upload,
     UploadError,
     image_size,
     looks_like_video,
+    receive_json,
     receive_upload,
 )
-from .workers import PhotoResult, PhotoWorkers, Stopped
+from .workers import PhotoResult, PhotoWorkers, SessionWorkers, Stopped
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +133,23 @@ def _summary(report, folder: Path) -> dict:
     return out
 
 
+def _timeout(limit: float) -> UploadError:
+    return UploadError(503, "timeout", f"colorizing took longer than the limit of {limit:g} s")
+
+
+def _reference_support() -> str | None:
+    """None when reference photos can be used, else why not."""
+    try:
+        importlib.import_module("somcolor.adapt")
+    except ImportError:
+        return "reference photos need a somcolor with somcolor.adapt"
+    from ..predict import Predictor
+
+    if not hasattr(Predictor, "adapt"):
+        return "reference photos need a somcolor whose models have adapt()"
+    return None
+
+
 class _LockedModel:
     """A model whose ``predict_uv`` runs under the video jobs' shared lock.
 
@@ -164,6 +185,13 @@ class Server:
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
         sources = [(e.name, e.source) for e in self.models.values()]
         self.photos = PhotoWorkers(sources, limits.image_workers)
+        self.hints = SessionWorkers(sources, limits.hint_workers)
+        self.sessions = SessionRegistry(
+            max_sessions=limits.max_hint_sessions,
+            ttl_s=limits.hint_session_ttl_s,
+            close=self._drop_session,
+        )
+        self.reference_error = _reference_support()
         self.jobs = JobManager(self.folder, max_jobs=limits.max_jobs, ttl_s=limits.result_ttl_s)
         self.video, self.video_error = _import_video()
         self.video_lock = threading.Lock()
@@ -175,8 +203,10 @@ class Server:
         self.models[DEFAULT_MODEL_NAME].model.colorize(np.zeros((8, 8), np.uint8))
 
     def close(self) -> None:
-        """Stop the photo workers and delete the private folder with everything in it."""
+        """Stop the workers and delete the private folder with everything in it."""
         self.photos.close()
+        self.hints.close()
+        self.sessions.clear()
         self._cleanup()
 
     # ------------------------------------------------------------------ options
@@ -231,11 +261,12 @@ class Server:
         return float(default) if isinstance(default, int | float) else 0.5
 
     # ------------------------------------------------------------------ uploads
-    async def receive(self, request, fields) -> Upload:
+    async def receive(self, request, fields, files=()) -> Upload:
         """Stream the request's upload into the private folder, within the limits.
 
-        429 when ``max_uploads`` are being received already; 413 past the size limit;
-        408 past the read deadlines.
+        ``files`` names optional file parts besides ``file`` (``reference``). 429 when
+        ``max_uploads`` are being received already; 413 past the size limit (all the
+        files together); 408 past the read deadlines.
         """
         lim = self.limits
         with self._count("_uploading", lim.max_uploads, "uploads"):
@@ -244,6 +275,18 @@ class Server:
                 self.folder,
                 max_bytes=lim.max_upload_bytes,
                 fields=fields,
+                files=files,
+                chunk_timeout_s=lim.upload_chunk_timeout_s,
+                total_timeout_s=lim.upload_timeout_s,
+            )
+
+    async def receive_json(self, request, max_bytes: int) -> str:
+        """A small JSON body as text (415 not JSON, 413 too large, 408 too slow)."""
+        lim = self.limits
+        with self._count("_uploading", lim.max_uploads, "uploads"):
+            return await receive_json(
+                request,
+                max_bytes=max_bytes,
                 chunk_timeout_s=lim.upload_chunk_timeout_s,
                 total_timeout_s=lim.upload_timeout_s,
             )
@@ -294,32 +337,136 @@ class Server:
         if self.identify(path) == "video":
             raise UploadError(415, "video_not_photo", "this is a video: send it to POST /api/jobs")
 
-    async def colorize_photo(self, path: Path, choice: tuple[str, str], disconnected):
-        """Colorize a checked photo in a worker process, within ``photo_timeout_s``.
+    async def colorize_photo(
+        self,
+        path: Path,
+        choice: tuple[str, str],
+        disconnected,
+        *,
+        points: list | None = None,
+        reference: Path | None = None,
+    ):
+        """Colorize a checked photo in a worker process, within ``photo_timeout_s``, with
+        the hints ``points`` (checked against the photo in the worker) and colours from
+        the ``reference`` photo (checked by :meth:`check_reference`).
 
         ``disconnected`` is an async callable (``request.is_disconnected``). Raises
         :class:`~.workers.Stopped` if the client leaves, and :class:`UploadError` 503
         (``timeout``) when the deadline passes; in both cases the worker is killed.
         """
         limit = self.limits.photo_timeout_s
+        ref = None if reference is None else str(reference)
+        task = ("colorize", str(path), *choice, self.limits.max_pixels, points, ref)
         try:
-            reply = await self.photos.colorize(
-                path, *choice, self.limits.max_pixels, timeout=limit, disconnected=disconnected
+            reply = await self.photos.run(task, timeout=limit, disconnected=disconnected)
+        except Stopped as exc:
+            if exc.why == "timeout":
+                raise _timeout(limit) from None
+            raise
+        return PhotoResult(*self._unpack(reply))
+
+    def _unpack(self, reply: tuple) -> list:
+        """A worker's ``("ok", ...)`` reply's values; its refusals raised as such."""
+        kind, *rest = reply
+        if kind == "ok":
+            return rest
+        if kind == "refused":
+            status, code, message = rest
+            raise UploadError(status, code, message.replace(str(self.folder), "(private)"))
+        if kind == "bad_input":
+            raise SomcolorError(rest[0])
+        raise RuntimeError(f"worker: {rest[0]}")
+
+    # ------------------------------------------------------------------ hints
+    def points(self, text: str | None) -> list | None:
+        """The points of a hints JSON text (None when there is none); 422 ``bad_hints``
+        when it is malformed or holds more than ``max_hints`` points."""
+        if text is None or text == "":
+            return None
+        try:
+            return hint_points(text, self.limits.max_hints)
+        except SomcolorError as exc:
+            raise UploadError(422, "bad_hints", str(exc)) from None
+
+    async def hints_body(self, request) -> list:
+        """The points of a request whose body is the hints JSON."""
+        return self.points(await self.receive_json(request, MAX_HINTS_BYTES))
+
+    def check_reference(self, path: Path | None) -> None:
+        """Refuse a reference that is not a photo of an accepted format and size (by
+        content): 415, 413 over the pixel limit, 422 damaged; 501 without support."""
+        if path is None:
+            return
+        if self.reference_error is not None:
+            raise UploadError(501, "no_reference", self.reference_error)
+        try:
+            size = image_size(path, self.limits.max_pixels)
+        except UploadError as exc:
+            raise UploadError(exc.status, exc.code, f"the reference photo: {exc.message}") from None
+        if size is None:
+            raise UploadError(
+                415,
+                "unsupported_type",
+                f"the reference is not a photo ({', '.join(IMAGE_FORMATS)})",
+            )
+
+    async def open_session(
+        self, path: Path, choice: tuple[str, str], reference: Path | None, reference_name: str
+    ) -> Session:
+        """Open a hint session over a checked photo in the least busy hint worker,
+        within ``photo_timeout_s``; the least recently used session beyond
+        ``max_hint_sessions`` is closed."""
+        lim = self.limits
+        counts = self.sessions.counts(self.hints.size)
+        slot = counts.index(min(counts))
+        session_id = self.sessions.new_id()
+        ref = None if reference is None else str(reference)
+        task = ("open", session_id, str(path), *choice, lim.max_pixels, lim.preview_side, ref)
+        try:
+            reply, generation = await self.hints.run(slot, task, timeout=lim.photo_timeout_s)
+        except Stopped:
+            raise _timeout(lim.photo_timeout_s) from None
+        shape, preview_shape, nbytes = self._unpack(reply)
+        session = Session(
+            session_id,
+            slot,
+            generation,
+            tuple(shape),
+            tuple(preview_shape),
+            int(nbytes),
+            reference_name if reference is not None else None,
+            used=0.0,
+        )
+        self.sessions.add(session)
+        log.info("hint session opened: %dx%d, %.1f MiB", shape[1], shape[0], nbytes / 2**20)
+        return session
+
+    async def in_session(self, session_id: str, task: tuple, disconnected):
+        """Run ``(kind, *args)`` on session ``session_id`` in its worker, within
+        ``hint_timeout_s``; 404/410 for an unknown or closed session."""
+        session = self.sessions.get(session_id)
+        limit = self.limits.hint_timeout_s
+        kind, *args = task
+        try:
+            reply, _ = await self.hints.run(
+                session.slot,
+                (kind, session.id, *args),
+                generation=session.generation,
+                timeout=limit,
+                disconnected=disconnected,
             )
         except Stopped as exc:
             if exc.why == "timeout":
-                raise UploadError(
-                    503, "timeout", f"colorizing took longer than the limit of {limit:g} s"
-                ) from None
+                self.sessions.lost(session.id, "lost: its worker was stopped at a deadline")
+                raise _timeout(limit) from None
             raise
-        kind, *rest = reply
-        if kind == "ok":
-            return PhotoResult(*rest)
-        if kind == "refused":
-            raise UploadError(*rest)
-        if kind == "bad_input":
-            raise SomcolorError(rest[0])
-        raise RuntimeError(f"photo worker: {rest[0]}")
+        if reply[:3] == ("refused", 410, "session_expired"):
+            self.sessions.lost(session.id)
+        return self._unpack(reply)
+
+    def _drop_session(self, session: Session) -> None:
+        """Free a closed session's memory in its worker (queued, not awaited)."""
+        self.hints.send_later(session.slot, ("drop", session.id), session.generation)
 
     def is_video(self, path: Path) -> bool:
         """Whether ``path`` is a video this server can read (False without video support)."""
@@ -381,4 +528,8 @@ class Server:
                 "smoothing": self.default_smoothing(),
             },
             "limits": {**asdict(lim), "image_formats": list(IMAGE_FORMATS)},
+            "reference": {
+                "available": self.reference_error is None,
+                "why_not": self.reference_error,
+            },
         }

@@ -82,6 +82,21 @@ class Limits:
     job_timeout_s: float = 60 * 60
     #: Bytes a video job's result may reach; then it fails.
     max_result_bytes: int = 2 * GIB
+    #: Worker processes holding hint sessions (a session lives in one of them).
+    hint_workers: int = 1
+    #: Hint sessions held at once, across the hint workers; opening one more closes the
+    #: least recently used (its id then gets 410).
+    max_hint_sessions: int = 8
+    #: Seconds a hint session may go unused; then it is closed (its id then gets 410).
+    hint_session_ttl_s: float = 15 * 60
+    #: Seconds one hint request (new hints, suggestions) may wait and take; then its
+    #: worker is stopped, with every session it held, and the request gets 503.
+    hint_timeout_s: float = 30.0
+    #: Hints one request may carry; more get 422.
+    max_hints: int = 100
+    #: Long side, in pixels, of the preview a hint session answers with (the download
+    #: is the full size).
+    preview_side: int = 1280
 
     def __post_init__(self):
         for f in fields(self):

@@ -46,9 +46,14 @@ _IMAGE_MAGIC = (
 #: ISO-BMFF brands of still images (HEIF, AVIF): ``ftyp`` alone does not make a video.
 _STILL_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"mif1", b"msf1", b"avif", b"avis"})
 
-#: Bytes allowed in a request beyond the file itself (boundaries, part headers, fields).
-FORM_OVERHEAD = 64 * 1024
+#: Longest text field, in bytes; fields named in :data:`FIELD_BYTES` may be longer.
 MAX_FIELD_BYTES = 1024
+#: Longest hints field (JSON): 100 hints written loosely take about 8 KiB.
+MAX_HINTS_BYTES = 32 * 1024
+#: Fields allowed more than :data:`MAX_FIELD_BYTES`.
+FIELD_BYTES = {"hints": MAX_HINTS_BYTES}
+#: Bytes allowed in a request beyond its files (boundaries, part headers, fields).
+FORM_OVERHEAD = 64 * 1024 + MAX_HINTS_BYTES
 
 
 class UploadError(Exception):
@@ -69,9 +74,16 @@ class Upload:
     size: int
     filename: str = "upload"  #: the client's name made safe, for download names only
     fields: dict[str, str] = field(default_factory=dict)
+    #: Other file parts received (``reference``), by field name, under generated names.
+    files: dict[str, Path] = field(default_factory=dict)
+    #: Their client names made safe, by field name (for messages only).
+    names: dict[str, str] = field(default_factory=dict)
 
     def discard(self) -> None:
+        """Delete the file and the other files received with it."""
         self.path.unlink(missing_ok=True)
+        for path in self.files.values():
+            path.unlink(missing_ok=True)
 
 
 def safe_stem(name: str | None, default: str = "upload") -> str:
@@ -118,13 +130,25 @@ def _human(n: int) -> str:
 
 
 class _FormReader:
-    """python-multipart callbacks: the file part to disk, text fields to memory."""
+    """python-multipart callbacks: file parts to disk, text fields to memory.
 
-    def __init__(self, fd: int, max_bytes: int, allowed: frozenset[str]):
+    The ``file`` part goes to ``fd``; each other file part named in ``files`` to a new
+    file in ``folder`` (kept in :attr:`files`). All the files together may hold
+    ``max_bytes``.
+    """
+
+    def __init__(
+        self, fd: int, max_bytes: int, allowed: frozenset[str], folder: Path, files=frozenset()
+    ):
         self.fd, self.max_bytes, self.allowed = fd, max_bytes, allowed
+        self.folder, self.file_parts = folder, frozenset(files)
         self.size = 0
         self.filename: str | None = None
         self.fields: dict[str, str] = {}
+        self.files: dict[str, Path] = {}
+        self.names: dict[str, str] = {}
+        self.sizes: dict[str, int] = {}
+        self._fds: dict[str, int] = {"file": fd}
         self._header_name = self._header_value = b""
         self._disposition = b""
         self._part: str | None = None  # "file" or a field name
@@ -160,8 +184,16 @@ class _FormReader:
     def on_headers_finished(self) -> None:
         _, options = parse_options_header(self._disposition)
         name = options.get(b"name", b"").decode("utf-8", "replace")
-        expected = "expected " + ", ".join(sorted(self.allowed | {"file"}))
-        if name == "file":
+        expected = "expected " + ", ".join(sorted(self.allowed | self.file_parts | {"file"}))
+        if name in self.file_parts:
+            if name in self.files:
+                raise UploadError(400, "bad_form", f"form field {name!r} given twice")
+            if b"filename" not in options:
+                raise UploadError(400, "bad_form", f"the {name!r} field must be a file")
+            self._fds[name], self.files[name] = new_file(self.folder)
+            self.names[name] = safe_stem(options[b"filename"].decode("utf-8", "replace"))
+            self.sizes[name] = 0
+        elif name == "file":
             if self.filename is not None:
                 raise UploadError(400, "bad_form", "send one file per request")
             if b"filename" not in options:
@@ -175,23 +207,38 @@ class _FormReader:
 
     def on_part_data(self, data, start, end) -> None:
         chunk = data[start:end]
-        if self._part == "file":
-            self.size += len(chunk)
-            if self.size > self.max_bytes:
+        fd = self._fds.get(self._part)
+        if fd is not None:
+            if self._part == "file":
+                self.size += len(chunk)
+            else:
+                self.sizes[self._part] += len(chunk)
+            if self.size + sum(self.sizes.values()) > self.max_bytes:
                 raise _too_large(self.max_bytes)
             # A plain write from the event loop: the chunks are small (tens of KiB) and
             # land in the page cache, so this costs microseconds.
             view = memoryview(chunk)
             while view:
-                view = view[os.write(self.fd, view) :]
+                view = view[os.write(fd, view) :]
         else:
             self._value += chunk
-            if len(self._value) > MAX_FIELD_BYTES:
+            if len(self._value) > FIELD_BYTES.get(self._part, MAX_FIELD_BYTES):
                 raise UploadError(400, "bad_form", f"form field {self._part!r} is too long")
 
     def on_part_end(self) -> None:
-        if self._part not in (None, "file"):
+        if self._part is not None and self._part not in self._fds:
             self.fields[self._part] = self._value.decode("utf-8", "replace").strip()
+
+    def close_files(self) -> None:
+        """Close the other file parts' descriptors (the ``file`` part's is the caller's)."""
+        for name, fd in list(self._fds.items()):
+            if name != "file":
+                os.close(fd)
+                del self._fds[name]
+
+    def discard_files(self) -> None:
+        for path in self.files.values():
+            path.unlink(missing_ok=True)
 
 
 async def _chunks(request, chunk_timeout_s: float, total_timeout_s: float):
@@ -225,10 +272,12 @@ async def receive_upload(
     *,
     max_bytes: int,
     fields=(),
+    files=(),
     chunk_timeout_s: float = float("inf"),
     total_timeout_s: float = float("inf"),
 ) -> Upload:
-    """Stream a multipart upload (one ``file`` part, text ``fields``) into ``folder``.
+    """Stream a multipart upload (one ``file`` part, text ``fields``, optional other
+    file parts named in ``files``) into ``folder``.
 
     Raises
     ------
@@ -237,7 +286,7 @@ async def receive_upload(
         than ``max_bytes`` (from ``Content-Length`` before reading, or as it arrives),
         408 when no byte comes for ``chunk_timeout_s`` seconds or the body takes
         longer than ``total_timeout_s``, 400 for a malformed form, a missing or empty
-        file, or unknown fields.
+        file, or unknown fields. ``max_bytes`` bounds all the files together.
     """
     kind, params = parse_options_header(request.headers.get("content-type", ""))
     if kind != b"multipart/form-data" or not params.get(b"boundary"):
@@ -249,7 +298,7 @@ async def receive_upload(
         raise _too_large(max_bytes)
 
     fd, path = new_file(folder)
-    reader = _FormReader(fd, max_bytes, frozenset(fields))
+    reader = _FormReader(fd, max_bytes, frozenset(fields), Path(folder), files)
     ok = False
     try:
         try:
@@ -272,15 +321,22 @@ async def receive_upload(
         ) from None
     finally:
         os.close(fd)
+        reader.close_files()
         if not ok:
             path.unlink(missing_ok=True)
-    if reader.filename is None:
+            reader.discard_files()
+    empty = [name for name, size in reader.sizes.items() if size == 0]
+    if reader.filename is None or reader.size == 0 or empty:
         path.unlink(missing_ok=True)
+        reader.discard_files()
+    if reader.filename is None:
         raise UploadError(400, "no_file", "no file received: send it in a field named 'file'")
     if reader.size == 0:
-        path.unlink(missing_ok=True)
         raise UploadError(400, "empty_file", "the file is empty (0 bytes)")
-    return Upload(path, reader.size, safe_stem(reader.filename), reader.fields)
+    if empty:
+        raise UploadError(400, "empty_file", f"the {empty[0]!r} file is empty (0 bytes)")
+    stem = safe_stem(reader.filename)
+    return Upload(path, reader.size, stem, reader.fields, reader.files, reader.names)
 
 
 # ---------------------------------------------------------------------------- content
@@ -331,3 +387,39 @@ def looks_like_video(path: Path) -> bool:
     if head[4:8] == b"ftyp":
         return head[8:12] not in _STILL_BRANDS
     return head.startswith(b"\x1a\x45\xdf\xa3") or (head[:4] == b"RIFF" and head[8:12] == b"AVI ")
+
+
+async def receive_json(
+    request,
+    *,
+    max_bytes: int,
+    chunk_timeout_s: float = float("inf"),
+    total_timeout_s: float = float("inf"),
+) -> str:
+    """A small ``application/json`` request body as text, read within the bounds.
+
+    Raises
+    ------
+    UploadError
+        415 when the body is not declared ``application/json``, 413 past ``max_bytes``
+        (from ``Content-Length`` before reading, or as it arrives), 408 past the read
+        deadlines, 400 when it is not UTF-8.
+    """
+    kind, _ = parse_options_header(request.headers.get("content-type", ""))
+    if kind != b"application/json":
+        raise UploadError(415, "not_json", "send the request body as application/json")
+    declared = request.headers.get("content-length", "")
+    too_large = UploadError(
+        413, "body_too_large", f"the request body is larger than the limit of {_human(max_bytes)}"
+    )
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    async for chunk in _chunks(request, chunk_timeout_s, total_timeout_s):
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UploadError(400, "bad_json", "the request body is not UTF-8 text") from None
