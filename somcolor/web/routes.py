@@ -390,22 +390,25 @@ job_router = APIRouter()
     openapi_extra=_form_body(video=True),
 )
 async def create_job(request: Request):
-    """Send a video as the form field ``file``; poll ``GET /api/jobs/{id}`` for progress,
+    """Send a video as the form field ``file`` (optional: ``reference``, a colour photo
+    whose colours the whole clip takes up); poll ``GET /api/jobs/{id}`` for progress,
     then fetch the MP4 from ``result_url``. Results are deleted after the TTL, or by
     ``DELETE /api/jobs/{id}``; until then they count against the job limit."""
     server = _server(request)
     if server.video is None:
         raise UploadError(501, "no_video", server.video_error)
-    upload = await server.receive(request, ("model", "decoder", "smoothing"))
+    upload = await server.receive(request, ("model", "decoder", "smoothing"), ("reference",))
+    reference = upload.files.get("reference")
     try:
         with server.jobs.reservation() as slot:  # only once the whole upload is in
             model = server.model_for(upload.fields)
             smoothing = server.smoothing(upload.fields)
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, server.check_video, upload.path)
+            await loop.run_in_executor(None, server.check_reference, reference)
             job = server.jobs.start(
                 slot,
-                server.video_work(model, smoothing),
+                server.video_work(model, smoothing, reference),
                 upload.path,
                 download_name=f"{upload.filename}_color.mp4",
             )

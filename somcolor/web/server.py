@@ -485,14 +485,21 @@ class Server:
                 415, "photo_not_video", "this is a photo: send it to POST /api/colorize"
             )
 
-    def video_work(self, model, smoothing: float):
+    def video_work(self, model, smoothing: float, reference: Path | None = None):
         """A job's ``work(src, dst, progress, cancel)``: colorize the video within the
-        limits, return its summary."""
+        limits (with the model adapted to the ``reference`` photo, which the job then
+        deletes), return its summary."""
         colorize_video = self.video.colorize_video
         lim = self.limits
-        locked = _LockedModel(model, self.video_lock)
 
         def work(src: Path, dst: Path, progress, cancel) -> dict:
+            adapted = model
+            if reference is not None:
+                try:
+                    adapted = self._adapted(model, reference)
+                finally:
+                    reference.unlink(missing_ok=True)
+            locked = _LockedModel(adapted, self.video_lock)
             report = colorize_video(
                 src,
                 dst,
@@ -506,9 +513,25 @@ class Server:
                 cancel=cancel,
                 progress=progress,
             )
-            return _summary(report, self.folder)
+            summary = _summary(report, self.folder)
+            if reference is not None:
+                summary["reference"] = True
+            return summary
 
         return work
+
+    def _adapted(self, model, reference: Path):
+        """``model`` adapted to the colours of the photo at ``reference`` (under the
+        video lock: adapting runs numba's parallel kernels too)."""
+        from ..adapt import read_reference
+
+        try:
+            rgb = read_reference(reference)
+        except SomcolorError as exc:
+            message = str(exc).replace(str(reference), "the reference photo")
+            raise SomcolorError(f"the reference photo: {message}") from None
+        with self.video_lock:
+            return model.predictor().adapt([rgb], random_state=0)
 
     # ------------------------------------------------------------------ config
     def config(self) -> dict:

@@ -1,5 +1,7 @@
-// somcolor's page: send a photo to POST /api/colorize, or a video to POST /api/jobs and
-// poll GET /api/jobs/{id}; show the result and errors. No libraries, nothing external.
+// somcolor's page. A photo opens a hint session (POST /api/sessions) and its preview is
+// redrawn with the hints after each change (POST /api/sessions/{id}/colorize); the
+// full-size photo comes from POST /api/colorize with the same hints. A video goes to
+// POST /api/jobs, polled at GET /api/jobs/{id}. No libraries, nothing external.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -7,9 +9,25 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let config = null;
 let objectUrls = [];
-let lastPhoto = null; // re-colorized when a setting changes
+let lastPhoto = null; // the photo shown: reopened when a setting or the reference changes
+let lastVideo = null; // the video shown: run again when the reference changes
 let lastJob = null; // our last video job: deleted before the next one starts
 let run = 0; // each new file bumps it; older runs stop updating the page
+let reference = null; // the reference photo (a File), or null
+
+// Hints, in the photo's own pixels: [{x, y, color}], the CLI's format.
+const hints = {
+  session: null, // the session's info from POST /api/sessions
+  points: [],
+  history: [], // earlier versions of points, for undo
+  selected: -1, // index of the hint the picker edits; -1: a new point (pending)
+  pending: null, // {x, y} of a tapped point waiting for its colour
+  busy: 0, // the run whose update is on its way (0: none)
+  again: false, // the points changed while it was: send them once it is back
+  changedAt: 0, // performance.now() of the change the next update answers
+  previewUrl: null,
+};
+window.somcolorTimings = []; // ms from a change to its preview on screen
 
 function humanBytes(n) {
   for (const [unit, size] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]]) {
@@ -50,7 +68,19 @@ function reset() {
   for (const id of ["video-before", "video-after"]) $(id).removeAttribute("src");
   objectUrls.forEach((url) => URL.revokeObjectURL(url));
   objectUrls = [];
+  hints.previewUrl = null;
+  closeSession();
+  closePicker();
   return run;
+}
+
+function closeSession() {
+  // The server holds a bounded number of sessions: free ours when we are done with it.
+  if (hints.session) {
+    const id = hints.session.id;
+    hints.session = null;
+    fetch(`/api/sessions/${encodeURIComponent(id)}`, { method: "DELETE" }).catch(() => {});
+  }
 }
 
 async function refusal(resp) {
@@ -64,16 +94,20 @@ async function refusal(resp) {
   }
 }
 
-function form(file, names) {
+function form(file, names, extra = {}) {
   const data = new FormData();
   data.append("file", file, file.name);
   for (const name of names) data.append(name, $(name).value);
+  for (const [name, value] of Object.entries(extra)) data.append(name, value);
+  if (reference) data.append("reference", reference, reference.name);
   return data;
 }
 
-async function handle(file) {
+async function handle(file, keepHints = false) {
   const mine = reset();
   lastPhoto = null;
+  lastVideo = null;
+  if (!keepHints) setPoints([], false);
   if (!file) return;
   if (config && file.size > config.limits.max_upload_bytes) {
     showError(`${file.name} is ${humanBytes(file.size)}; the limit is ` +
@@ -90,22 +124,317 @@ async function handle(file) {
 
 async function colorizePhoto(file, mine) {
   setStatus(`Colorizing ${file.name}…`);
-  const resp = await fetch("/api/colorize", { method: "POST", body: form(file, ["model", "decoder"]) });
+  const resp = await fetch("/api/sessions", { method: "POST", body: form(file, ["model", "decoder"]) });
   if (mine !== run) return;
   if (!resp.ok) {
     const err = await refusal(resp);
     if (err.code === "video_not_photo") return colorizeVideo(file, mine);
     return showError(err.message);
   }
-  const blob = await resp.blob();
-  if (mine !== run) return;
+  const info = await resp.json();
+  if (mine !== run) return closeSessionId(info.id);
+  hints.session = info;
   lastPhoto = file;
   $("before").src = objectUrl(file);
-  $("after").src = objectUrl(blob);
-  $("download").href = $("after").src;
-  $("download").download = `${stem(file.name)}_color.png`;
+  $("download").dataset.name = `${stem(file.name)}_color.png`;
+  const note = $("reference-note");
+  note.hidden = !info.reference;
+  note.textContent = info.reference
+    ? `Coloured from the reference photo ${reference ? reference.name : info.reference}.` : "";
+  hints.points = hints.points.filter((p) => p.x < info.width && p.y < info.height);
+  drawMarks();
+  await update(mine, true);
+  if (mine !== run) return;
   $("photo-result").hidden = false;
-  setStatus(`${file.name}: colorized in ${resp.headers.get("x-somcolor-seconds")} s.`);
+}
+
+function closeSessionId(id) {
+  fetch(`/api/sessions/${encodeURIComponent(id)}`, { method: "DELETE" }).catch(() => {});
+}
+
+// ------------------------------------------------------------------ hints
+function setPoints(points, remember = true) {
+  if (remember) hints.history.push(hints.points);
+  else hints.history = [];
+  hints.points = points;
+  drawMarks();
+  refreshTools();
+}
+
+function refreshTools() {
+  $("undo").disabled = hints.history.length === 0;
+  $("clear").disabled = hints.points.length === 0;
+  $("download-hints").disabled = hints.points.length === 0;
+}
+
+function change(points) {
+  // Every edit of the hints goes through here: remembered for undo, then sent.
+  setPoints(points);
+  hints.changedAt = performance.now();
+  update(run, false);
+}
+
+async function update(mine, first) {
+  // One request at a time; changes made meanwhile are sent, all at once, when it is back.
+  if (!hints.session) return;
+  if (hints.busy === mine) {
+    hints.again = true;
+    return;
+  }
+  hints.busy = mine;
+  hints.again = false;
+  const started = hints.changedAt || performance.now();
+  hints.changedAt = 0;
+  const sent = hints.points.length;
+  try {
+    const resp = await fetch(`/api/sessions/${encodeURIComponent(hints.session.id)}/colorize`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: hintsJson(),
+    });
+    if (mine !== run) return;
+    if (!resp.ok) {
+      const err = await refusal(resp);
+      if (err.code === "session_expired" && lastPhoto) {
+        // The server closed the session (unused too long, or to make room): open it again.
+        hints.busy = 0;
+        return handle(lastPhoto, true);
+      }
+      return showError(err.message);
+    }
+    const blob = await resp.blob();
+    if (mine !== run) return;
+    const url = objectUrl(blob);
+    const img = $("after");
+    img.src = url;
+    await img.decode().catch(() => {});
+    if (mine !== run) return;
+    if (hints.previewUrl) URL.revokeObjectURL(hints.previewUrl);
+    hints.previewUrl = url;
+    $("error").hidden = true;
+    const ms = performance.now() - started;
+    if (!first) window.somcolorTimings.push(ms);
+    const n = sent === 1 ? "1 hint" : `${sent} hints`;
+    setStatus(first
+      ? `${lastPhoto.name}: colorized in ${resp.headers.get("x-somcolor-seconds")} s.`
+      : `${lastPhoto.name}: ${n}, updated in ${Math.round(ms)} ms.`);
+  } catch (err) {
+    if (mine === run) showError(`The server did not answer (${err.message}).`);
+  } finally {
+    if (hints.busy === mine) hints.busy = 0;
+    if (mine === run && hints.again) update(mine, false);
+  }
+}
+
+function hintsJson() {
+  return JSON.stringify({ points: hints.points });
+}
+
+function atPointer(e) {
+  // The photo's pixel under the pointer (the preview may be smaller than the photo).
+  const rect = $("stage").getBoundingClientRect();
+  const { width, height } = hints.session;
+  const x = Math.round(((e.clientX - rect.left) / rect.width) * width - 0.5);
+  const y = Math.round(((e.clientY - rect.top) / rect.height) * height - 0.5);
+  return { x: Math.min(width - 1, Math.max(0, x)), y: Math.min(height - 1, Math.max(0, y)) };
+}
+
+function drawMarks() {
+  const marks = $("marks");
+  const s = hints.session;
+  if (!s) return marks.replaceChildren();
+  const all = hints.points.map((p, i) => ({ ...p, i }));
+  if (hints.pending) all.push({ ...hints.pending, color: null, i: -1 });
+  marks.replaceChildren(...all.map((p) => {
+    const mark = document.createElement("button");
+    mark.type = "button";
+    mark.className = "mark";
+    if (p.color === null) mark.classList.add("pending");
+    if (p.i === hints.selected && !$("picker").hidden) mark.classList.add("selected");
+    mark.dataset.index = p.i;
+    mark.style.left = `${((p.x + 0.5) / s.width) * 100}%`;
+    mark.style.top = `${((p.y + 0.5) / s.height) * 100}%`;
+    mark.style.setProperty("--c", p.color || "transparent");
+    mark.setAttribute("aria-label", p.color
+      ? `hint ${p.i + 1} at ${p.x}, ${p.y}: ${p.color}` : `new hint at ${p.x}, ${p.y}`);
+    return mark;
+  }));
+}
+
+let drag = null; // {index, pointerId, startX, startY, moved, mark}
+
+function onPointerDown(e) {
+  if (!hints.session || e.button > 0) return;
+  const mark = e.target.closest(".mark");
+  drag = { index: mark ? +mark.dataset.index : null, id: e.pointerId, startX: e.clientX,
+           startY: e.clientY, moved: false, mark };
+  if (mark) {
+    e.preventDefault();
+    mark.setPointerCapture(e.pointerId);
+  }
+}
+
+function onPointerMove(e) {
+  if (!drag || e.pointerId !== drag.id || drag.mark === null) return;
+  if (Math.hypot(e.clientX - drag.startX, e.clientY - drag.startY) > 6) drag.moved = true;
+  if (!drag.moved || drag.index < 0) return;
+  const at = atPointer(e);
+  const s = hints.session;
+  drag.mark.style.left = `${((at.x + 0.5) / s.width) * 100}%`;
+  drag.mark.style.top = `${((at.y + 0.5) / s.height) * 100}%`;
+  drag.at = at;
+}
+
+function onPointerUp(e) {
+  if (!drag || e.pointerId !== drag.id) return;
+  const d = drag;
+  drag = null;
+  const far = Math.hypot(e.clientX - d.startX, e.clientY - d.startY) > 10;
+  if (d.mark && d.index >= 0 && d.moved && d.at) {
+    // A hint was dragged: move it, keep its colour.
+    const points = hints.points.map((p, i) => (i === d.index ? { ...p, x: d.at.x, y: d.at.y } : p));
+    change(points);
+    if (hints.selected === d.index) openPicker(d.index);
+  } else if (d.mark) {
+    if (d.index >= 0) openPicker(d.index);
+  } else if (!far) {
+    // A tap on the photo: a new point, whose colour the picker asks for.
+    if (hints.points.length >= hints.session.max_hints) {
+      return showError(`At most ${hints.session.max_hints} hints; remove one first.`);
+    }
+    hints.pending = atPointer(e);
+    openPicker(-1);
+  }
+}
+
+function onPointerCancel(e) {
+  if (drag && e.pointerId === drag.id) {
+    drag = null;
+    drawMarks();
+  }
+}
+
+async function openPicker(index) {
+  hints.selected = index;
+  if (index >= 0) hints.pending = null;
+  const at = index >= 0 ? hints.points[index] : hints.pending;
+  $("picker").hidden = false;
+  $("remove-hint").hidden = index < 0;
+  $("picker-title").textContent = index >= 0
+    ? `Hint ${index + 1} at (${at.x}, ${at.y}): pick a new colour`
+    : `Colour for the point (${at.x}, ${at.y}): the model's guesses first`;
+  if (index >= 0) $("custom").value = at.color;
+  drawMarks();
+  const box = $("suggestions");
+  box.replaceChildren();
+  box.setAttribute("aria-busy", "true");
+  const mine = run;
+  try {
+    const resp = await fetch("/api/suggest", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ session: hints.session.id, x: at.x, y: at.y, k: 6 }),
+    });
+    if (mine !== run || hints.selected !== index) return;
+    if (!resp.ok) {
+      const err = await refusal(resp);
+      if (err.code === "session_expired" && lastPhoto) return handle(lastPhoto, true);
+      return showError(err.message);
+    }
+    const { colors } = await resp.json();
+    box.replaceChildren(...colors.map(({ color, probability }) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "swatch";
+      b.style.background = color;
+      b.dataset.color = color;
+      b.title = `${color} (${Math.round(probability * 100)}%)`;
+      b.setAttribute("aria-label", `${color}, probability ${Math.round(probability * 100)}%`);
+      return b;
+    }));
+  } catch (err) {
+    showError(`The server did not answer (${err.message}).`);
+  } finally {
+    box.removeAttribute("aria-busy");
+  }
+}
+
+function closePicker() {
+  $("picker").hidden = true;
+  hints.pending = null;
+  hints.selected = -1;
+  drawMarks();
+}
+
+function choose(color) {
+  const i = hints.selected;
+  let points;
+  if (i >= 0) {
+    points = hints.points.map((p, j) => (j === i ? { ...p, color } : p));
+  } else if (hints.pending) {
+    points = [...hints.points, { x: hints.pending.x, y: hints.pending.y, color }];
+    hints.pending = null;
+    hints.selected = points.length - 1;
+  } else {
+    return;
+  }
+  change(points);
+  $("custom").value = color;
+}
+
+function removeSelected() {
+  const i = hints.selected;
+  if (i < 0) return closePicker();
+  closePicker();
+  change(hints.points.filter((_, j) => j !== i));
+}
+
+function undo() {
+  if (!hints.history.length) return;
+  closePicker();
+  hints.points = hints.history.pop();
+  drawMarks();
+  refreshTools();
+  hints.changedAt = performance.now();
+  update(run, false);
+}
+
+function save(blob, name) {
+  const a = document.createElement("a");
+  a.href = objectUrl(blob);
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+}
+
+async function downloadPhoto() {
+  // The full-size photo: POST /api/colorize with the hints, as `somcolor colorize --hints`.
+  if (!lastPhoto) return;
+  const mine = run;
+  const button = $("download");
+  button.disabled = true;
+  setStatus("Colorizing the full-size photo…");
+  try {
+    const extra = hints.points.length ? { hints: hintsJson() } : {};
+    const resp = await fetch("/api/colorize", {
+      method: "POST", body: form(lastPhoto, ["model", "decoder"], extra),
+    });
+    if (mine !== run) return;
+    if (!resp.ok) return showError((await refusal(resp)).message);
+    save(await resp.blob(), button.dataset.name);
+    setStatus(`${lastPhoto.name}: the full-size photo is downloaded.`);
+  } catch (err) {
+    if (mine === run) showError(`The server did not answer (${err.message}).`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function downloadHints() {
+  const blob = new Blob([JSON.stringify({ points: hints.points }, null, 1) + "\n"],
+                        { type: "application/json" });
+  save(blob, `${stem(lastPhoto ? lastPhoto.name : "photo")}_hints.json`);
 }
 
 async function colorizeVideo(file, mine) {
@@ -117,6 +446,7 @@ async function colorizeVideo(file, mine) {
     await fetch(`/api/jobs/${encodeURIComponent(old)}`, { method: "DELETE" }).catch(() => {});
   }
   setStatus(`Uploading ${file.name}…`);
+  lastVideo = file;
   const body = form(file, ["model", "decoder", "smoothing"]);
   const resp = await fetch("/api/jobs", { method: "POST", body });
   if (mine !== run) return;
@@ -141,7 +471,8 @@ async function colorizeVideo(file, mine) {
   $("video-download").download = `${stem(file.name)}_color.mp4`;
   $("video-download").hidden = false;
   const minutes = Math.round((job.expires_in_s || 0) / 60);
-  setStatus(`${file.name}: colorized in ${job.seconds} s. ` +
+  const from = reference ? ` Coloured from the reference photo ${reference.name}.` : "";
+  setStatus(`${file.name}: colorized in ${job.seconds} s.${from} ` +
             `The result is kept on the server for about ${minutes} min.`);
 }
 
@@ -181,6 +512,23 @@ async function init() {
     `${humanBytes(lim.max_upload_bytes)}. ` +
     (config.video.available ? "Videos become MP4." : "Videos are not available on this server.");
   $("version").textContent = `somcolor ${config.version}`;
+  if (!config.reference.available) {
+    $("ref-drop").hidden = true;
+  }
+}
+
+function setReference(file) {
+  if (file && !file.type.startsWith("image/") && file.type !== "") {
+    return showError(`${file.name} is not a photo: a reference must be a colour photo.`);
+  }
+  reference = file || null;
+  $("ref-text").textContent = reference
+    ? `Reference: ${reference.name}`
+    : "optional: a colour photo whose colours the result takes up (for a video, the whole clip)";
+  $("ref-remove").hidden = !reference;
+  $("ref-drop").classList.toggle("chosen", !!reference);
+  if (lastPhoto) handle(lastPhoto, true);
+  else if (lastVideo) handle(lastVideo);
 }
 
 function wire() {
@@ -196,14 +544,37 @@ function wire() {
   document.addEventListener("drop", (e) => {
     e.preventDefault();
     drop.classList.remove("over");
-    handle(e.dataTransfer.files[0]);
+    // Dropped on the reference zone: the reference; anywhere else: the photo or video.
+    if (e.target.closest && e.target.closest("#ref-drop")) setReference(e.dataTransfer.files[0]);
+    else handle(e.dataTransfer.files[0]);
   });
+  $("reference").addEventListener("change", () => setReference($("reference").files[0]));
+  $("ref-remove").addEventListener("click", () => {
+    $("reference").value = "";
+    setReference(null);
+  });
+  const stage = $("stage");
+  stage.addEventListener("pointerdown", onPointerDown);
+  stage.addEventListener("pointermove", onPointerMove);
+  stage.addEventListener("pointerup", onPointerUp);
+  stage.addEventListener("pointercancel", onPointerCancel);
+  $("suggestions").addEventListener("click", (e) => {
+    const swatch = e.target.closest(".swatch");
+    if (swatch) choose(swatch.dataset.color);
+  });
+  $("custom").addEventListener("change", () => choose($("custom").value));
+  $("remove-hint").addEventListener("click", removeSelected);
+  $("close-picker").addEventListener("click", closePicker);
+  $("undo").addEventListener("click", undo);
+  $("clear").addEventListener("click", () => { closePicker(); change([]); });
+  $("download").addEventListener("click", downloadPhoto);
+  $("download-hints").addEventListener("click", downloadHints);
   $("split").addEventListener("input", moveSplit);
   $("smoothing").addEventListener("input", () => {
     $("smoothing-value").textContent = $("smoothing").value;
   });
   for (const id of ["model", "decoder"]) {
-    $(id).addEventListener("change", () => { if (lastPhoto) handle(lastPhoto); });
+    $(id).addEventListener("change", () => { if (lastPhoto) handle(lastPhoto, true); });
   }
   moveSplit();
 }
