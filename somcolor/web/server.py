@@ -397,8 +397,6 @@ class Server:
         content): 415, 413 over the pixel limit, 422 damaged; 501 without support."""
         if path is None:
             return
-        if self.reference_error is not None:
-            raise UploadError(501, "no_reference", self.reference_error)
         try:
             size = image_size(path, self.limits.max_pixels)
         except UploadError as exc:
@@ -409,6 +407,8 @@ class Server:
                 "unsupported_type",
                 f"the reference is not a photo ({', '.join(IMAGE_FORMATS)})",
             )
+        if self.reference_error is not None:
+            raise UploadError(501, "no_reference", self.reference_error)
 
     async def open_session(
         self, path: Path, choice: tuple[str, str], reference: Path | None, reference_name: str
