@@ -304,15 +304,26 @@ class Colorizer(BaseEstimator):
         """
         return self.predictor().predict_uv(L, return_codes=return_codes)
 
-    def colorize(self, image, *, hints=None, scribbles=None, return_info: bool = False):
+    def colorize(
+        self, image, *, hints=None, scribbles=None, reference=None, return_info: bool = False
+    ):
         """Colorize an image (gray, RGB or RGBA array, or a path) -> RGB uint8 ``(H, W, 3)``.
 
         Color inputs are first reduced to their luminance, so a color photo is
         re-colorized. With ``return_info`` also returns a :class:`ColorizeInfo`.
-        ``hints`` and ``scribbles`` are user colour hints; see :meth:`Predictor.colorize`.
+        ``hints`` and ``scribbles`` are user colour hints; ``reference`` colour photos
+        the model is first adapted to; see :meth:`Predictor.colorize`.
         """
         return self.predictor().colorize(
-            image, hints=hints, scribbles=scribbles, return_info=return_info
+            image, hints=hints, scribbles=scribbles, reference=reference, return_info=return_info
+        )
+
+    def adapt(self, references, *, random_state=0, **options) -> Colorizer:
+        """A new model fitted to reference colour photos (arrays or paths), starting from
+        this one, which is not changed (:func:`somcolor.adapt.adapt`); it saves with
+        :meth:`save` and loads back to the same colorizations."""
+        return self._from_predictor(
+            self.predictor().adapt(references, random_state=random_state, **options)
         )
 
     # ------------------------------------------------------------------ persistence

@@ -232,11 +232,18 @@ class Predictor:
             return uv, self.classes[top].reshape(shape)
         return uv
 
-    def colorize(self, image, *, hints=None, scribbles=None, return_info: bool = False):
+    def colorize(
+        self, image, *, hints=None, scribbles=None, reference=None, return_info: bool = False
+    ):
         """Colorize an image (gray, RGB or RGBA array, or a path) -> RGB uint8 ``(H, W, 3)``.
 
         Color inputs are first reduced to their luminance, so a color photo is
         re-colorized. With ``return_info`` also returns a :class:`ColorizeInfo`.
+
+        ``reference`` is a colour photo (array or path) or a list of them: the model is
+        first adapted to them (:meth:`adapt`, seed 0), then colours the image (with the
+        hints, if any, on top). To colour several images from the same references,
+        call :meth:`adapt` once and colour with the model it returns.
 
         ``hints`` are user colour points: a list of dicts ``{"x", "y", "color"[,
         "radius"]}`` or ``(x, y, (r, g, b))`` tuples (``x`` the column, ``y`` the row in
@@ -261,6 +268,13 @@ class Predictor:
             image = read_image(image)
         image = np.asarray(image)
         shape = check_image(image).shape[:2]
+        if reference is not None:
+            out = self.adapt(reference).colorize(
+                image, hints=hints, scribbles=scribbles, return_info=return_info
+            )
+            if return_info:
+                out[1].seconds = time.perf_counter() - t0
+            return out
         if hints is not None or scribbles is not None:
             given = guide.as_hints(hints, scribbles, shape)
             if len(given):
@@ -276,6 +290,14 @@ class Predictor:
             return out
         info = ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
         return out, info
+
+    def adapt(self, references, *, random_state=0, **options) -> Predictor:
+        """A new model fitted to reference colour photos (arrays or paths), starting
+        from this one, which is not changed: see :func:`somcolor.adapt.adapt` (its
+        ``options`` are the fields of :class:`~somcolor.adapt.AdaptParams`)."""
+        from .adapt import adapt
+
+        return adapt(self, references, random_state=random_state, **options)
 
     def hint_session(self, image, params: guide.GuideParams | None = None) -> HintSession:
         """An image (gray, RGB or RGBA array, or a path) made ready for colour hints

@@ -4,7 +4,8 @@
 frames are decoded with PyAV (FFmpeg), reduced to their CIELUV luminance, given chroma
 by the model, smoothed over time (:mod:`somcolor.temporal`) and encoded again, a batch
 of :data:`BATCH_FRAMES` frames at a time, so memory stays flat however long the video.
-The output keeps what a viewer notices:
+The colorizing runs on a second thread, beside the decoding and encoding. The output
+keeps what a viewer notices:
 
 * the frame count and the frame rate as an exact rational (30000/1001 stays 30000/1001):
   each frame keeps its time, snapped to the nominal frame grid (at most half a frame);
@@ -39,12 +40,14 @@ import importlib.util
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
+from ._threads import threads_for
 from .color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
 from .exceptions import SomcolorError
 from .io import atomic_write
@@ -462,11 +465,24 @@ class _Transcoder:
             raise VideoError(f"{self.src}: the output passed the limit of {limit} bytes")
 
     # -- the streams
-    def _encode_batch(self, batch: list) -> None:
+    def _colorize_batch(self, frames: list) -> list:
+        """Colorize decoded RGB frames in order (on the colorizing thread).
+
+        The kernels run on this one thread: the other core decodes and encodes, and a
+        parallel region would wait for it.
+        """
+        with threads_for(0):
+            return [colorize_frame(self.model, rgb, self.smoother)[::2] for rgb in frames]
+
+    def _submit(self, pool, batch: list):
+        """Start colorizing ``batch`` (decoded frames) on ``pool``: ``(batch, future)``."""
+        rgb = [frame.to_ndarray(format="rgb24") for frame in batch]
+        return batch, pool.submit(self._colorize_batch, rgb)
+
+    def _encode_batch(self, batch: list, colored: list) -> None:
+        """Encode a batch's colorized frames, with the decoded frames' times."""
         av = self.av
-        for frame in batch:
-            rgb = frame.to_ndarray(format="rgb24")
-            out_rgb, _, clipped = colorize_frame(self.model, rgb, self.smoother)
+        for frame, (out_rgb, clipped) in zip(batch, colored, strict=True):
             self.clipped += clipped
             oframe = _to_yuv(av, out_rgb, self.pix_fmt)
             oframe.pts = self._pts(frame)
@@ -476,6 +492,12 @@ class _Transcoder:
         self._check_output_size()
         if self.progress is not None and batch:
             self.progress(self.frames, self.total)
+
+    def _finish(self, pending) -> None:
+        """Wait for a submitted batch (re-raising its error) and encode it."""
+        if pending is not None:
+            batch, future = pending
+            self._encode_batch(batch, future.result())
 
     def _audio_packet(self, packet) -> None:
         if self.audio_mode == "copied":
@@ -491,12 +513,19 @@ class _Transcoder:
             self.out.mux(self.aout.encode(frame))
 
     def run(self, fh) -> None:
-        """Write the whole output to the open file ``fh`` (called by ``atomic_write``)."""
+        """Write the whole output to the open file ``fh`` (called by ``atomic_write``).
+
+        Two threads: this one demuxes, decodes, encodes and muxes; a second one
+        colorizes (the numba kernels release the GIL). While batch n is colorized,
+        batch n - 1 is encoded and batch n + 1 decoded; frames stay in order, and at
+        most three batches are held.
+        """
         av = self.av
         self.fh = fh
         streams = [self.video] + ([self.audio] if self.audio is not None else [])
         self.video.codec_context.thread_type = "AUTO"
-        early_audio, batch = [], []
+        early_audio, batch, pending = [], [], None
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="somcolor-colorize")
         try:
             for packet in self.inp.demux(*streams):
                 if packet.stream is self.audio:
@@ -514,11 +543,15 @@ class _Transcoder:
                         early_audio = []
                     batch.append(frame)
                     if len(batch) >= BATCH_FRAMES:
-                        self._encode_batch(batch)
-                        batch = []
+                        submitted = self._submit(pool, batch)
+                        self._finish(pending)
+                        pending, batch = submitted, []
             if self.out is None:
                 raise VideoError(f"{self.src}: no frames (the video stream is empty)")
-            self._encode_batch(batch)
+            submitted = self._submit(pool, batch)
+            self._finish(pending)
+            pending = None
+            self._finish(submitted)
             self.out.mux(self.vout.encode(None))
             if self.audio_mode == "re-encoded to AAC":
                 self.out.mux(self.aout.encode(None))
@@ -527,6 +560,7 @@ class _Transcoder:
         except av.FFmpegError as exc:
             raise VideoError(f"{self.src}: truncated or corrupt video ({_one_line(exc)})") from None
         finally:
+            pool.shutdown(wait=True, cancel_futures=True)
             if self.out is not None:
                 _close_quietly(self.out)
         expected = _indexed_frames(self.video)

@@ -20,10 +20,13 @@ av = pytest.importorskip("av", reason="the video extra is not installed")
 pytest.importorskip("cv2", reason="the video extra is not installed")
 
 from somcolor.cli import EXIT_FAILURES, EXIT_USAGE, main  # noqa: E402
+from somcolor.exceptions import SomcolorError  # noqa: E402
 from somcolor.pipeline import Colorizer  # noqa: E402
 from somcolor.temporal import TemporalSmoother, consistent_flow, warp  # noqa: E402
 from somcolor.video import (  # noqa: E402
+    BATCH_FRAMES,
     VideoError,
+    colorize_frame,
     colorize_video,
     compare_smoothing,
     evaluate_video,
@@ -166,6 +169,48 @@ def test_output_keeps_frames_rate_size_duration_and_audio_bytes(clip, model, tmp
     # the colors are the model's: the first frame matches colorizing it as an image
     expected = model.colorize(src["first_rgb"])
     assert np.abs(dst["first_rgb"].astype(int) - expected).mean() < 6
+
+
+def test_every_frame_comes_back_in_order_from_the_colorizing_thread(model, tmp_path):
+    # More than two batches (frames are colorized on a second thread while the previous
+    # batch is encoded): each output frame is its own input frame colorized with the
+    # smoothing state of the frames before it, not a neighbour's.
+    frames = moving_shapes(3 * BATCH_FRAMES + 3, seed=1)
+    src = write_clip(tmp_path / "in.mp4", frames, audio=None)
+    out = tmp_path / "out.mp4"
+    colorize_video(src, out, model, smoothing=0.5, preset="ultrafast", crf=0)
+    decoded = [f.to_ndarray(format="rgb24") for f in av.open(str(src)).decode(video=0)]
+    with av.open(str(out)) as c:
+        got = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    smoother = TemporalSmoother(0.5)
+    expected = [colorize_frame(model, rgb, smoother)[0].astype(int) for rgb in decoded]
+    assert len(got) == len(expected) == len(frames)
+    for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+        own = np.abs(g - e).mean()
+        assert own < 3, (i, own)
+        for j in (i - 1, i + 1):
+            if 0 <= j < len(expected) and np.abs(expected[j] - e).mean() > 3 * own + 1:
+                assert np.abs(g - expected[j]).mean() > own
+
+
+class _FailsAt:
+    """A model whose prediction fails at the n-th frame."""
+
+    def __init__(self, model, n):
+        self.model, self.n, self.calls = model, n, 0
+
+    def predict_uv(self, L):
+        self.calls += 1
+        if self.calls == self.n:
+            raise SomcolorError("the model failed on this frame")
+        return self.model.predict_uv(L)
+
+
+def test_an_error_on_the_colorizing_thread_stops_the_run_with_no_output(clip, model, tmp_path):
+    out = tmp_path / "out.mp4"
+    with pytest.raises(SomcolorError, match="failed on this frame"):
+        colorize_video(clip, out, _FailsAt(model, BATCH_FRAMES + 2), **FAST)
+    assert not out.exists() and leftovers(tmp_path) == []
 
 
 def test_video_without_audio_keeps_rotation(model, tmp_path):

@@ -1,0 +1,396 @@
+"""Colour from a reference photo: a trained model adapted to one or a few colour photos.
+
+A user has a colour photo of the same place or object (or one hand-coloured frame of a
+film) and wants a gray photo coloured like it. :func:`adapt` returns a *new*
+:class:`~somcolor.predict.Predictor` fitted to the references, starting from a trained
+model (the bundled ``default``); the model given is not changed.
+
+The method (defaults in :class:`AdaptParams`, chosen by ``experiments/choose_reference.py``
+on the "halves" protocol: the left half of a photo in colour is the reference, its right
+half in gray the target):
+
+1. **sample** each reference at the model's working size, as
+   :meth:`Colorizer.build_dataset <somcolor.pipeline.Colorizer.build_dataset>` does: the
+   same features (L patch, coarse scales, position); the label of a pixel is the code of
+   the model's codebook nearest to its UV (the codebook is kept, so the output keeps the
+   model's palette and its columns);
+2. **hold out** whole spatial blocks of each reference (a grid of ``blocks x blocks``,
+   ``holdout`` of them drawn at random) for early stopping;
+3. **fine-tune** the network *warm-started* from the model's weights: a few epochs of
+   mini-batch Adam on the cross-entropy (a small numpy trainer over the network's
+   arrays, :func:`_train`), with an L2 pull towards the starting weights; the epoch with
+   the lowest held-out loss is kept, the starting weights included, so a reference whose
+   held-out blocks the start already predicts best leaves the model as it was;
+4. optionally a **prior**: the reference's code histogram (smoothed), raised to
+   ``prior``, multiplied into the probabilities (folded into the output layer's biases:
+   ``softmax(z + prior * log p)`` is ``softmax(z) * p ** prior``, renormalised).
+
+Everything random comes from one ``random_state``: the same seed gives bit-identical
+arrays. :func:`read_reference` reads and checks a reference file (a colour photo, not a
+gray one, not a video, within the pixel limit).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .color import rgb_to_luv, split_luv, to_float_rgb
+from .exceptions import ImageReadError, SomcolorError
+from .features import features_at
+from .io import MAX_PIXELS, read_image
+from .resize import downsample, working_shape
+
+__all__ = ["AdaptParams", "adapt", "check_reference", "read_reference"]
+
+log = logging.getLogger(__name__)
+
+#: A reference is gray when fewer than this fraction of its pixels have a chroma
+#: (CIELUV ``sqrt(u**2 + v**2)``) of at least :data:`GRAY_CHROMA`.
+GRAY_FRACTION = 0.01
+#: The chroma below which a pixel counts as gray (JPEG noise on a gray photo stays under 2).
+GRAY_CHROMA = 4.0
+
+
+@dataclass(frozen=True)
+class AdaptParams:
+    """How :func:`adapt` fits a model to reference photos (the defaults are the chosen
+    method; see the module docstring)."""
+
+    #: Training pixels drawn per reference at the working size (all of them if fewer).
+    pixels: int = 20000
+    #: Epochs of Adam at most (the starting weights count as epoch 0).
+    epochs: int = 8
+    #: Stop after this many epochs without a better held-out loss.
+    patience: int = 2
+    #: Adam's step size.
+    learning_rate: float = 1e-3
+    #: Mini-batch size.
+    batch_size: int = 256
+    #: L2 pull of every weight towards its starting value (per sample, as scikit-learn's alpha).
+    anchor: float = 1e-3
+    #: Each reference is cut into ``blocks x blocks`` spatial blocks ...
+    blocks: int = 4
+    #: ... and this fraction of them (at least one) is held out for early stopping.
+    holdout: float = 0.2
+    #: Exponent of the reference's code histogram multiplied into the probabilities (0: none).
+    prior: float = 0.0
+
+    def check(self) -> AdaptParams:
+        """Refuse values out of range, in one line saying what was expected."""
+        ints = {"pixels": 1, "epochs": 0, "patience": 1, "batch_size": 1, "blocks": 2}
+        for name, low in ints.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
+                raise SomcolorError(f"adapt: {name} must be an integer >= {low}, got {value!r}")
+        for name in ("learning_rate", "anchor", "prior"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
+                raise SomcolorError(f"adapt: {name} must be a number >= 0, got {value!r}")
+        if not 0 < self.holdout < 1:
+            raise SomcolorError(f"adapt: holdout must be in (0, 1), got {self.holdout!r}")
+        return self
+
+
+# ---------------------------------------------------------------------------- references
+def check_reference(image, name: str = "reference") -> np.ndarray:
+    """A reference photo as RGB uint8 ``(H, W, 3)`` (alpha dropped), checked.
+
+    Raises
+    ------
+    SomcolorError
+        If it is not an RGB(A) uint8 array, has more than ``MAX_PIXELS`` pixels, or is
+        gray (no colour), in one line naming it.
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (1, 2)):
+        raise SomcolorError(f"{name} is gray (no colour): a reference must be a colour photo")
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4) or arr.dtype != np.uint8:
+        raise SomcolorError(
+            f"{name}: got a {arr.dtype} array of shape {arr.shape}, expected RGB uint8 (H, W, 3)"
+        )
+    if arr.shape[0] * arr.shape[1] > MAX_PIXELS:
+        raise SomcolorError(
+            f"{name}: image too large: {arr.shape[1]}x{arr.shape[0]} pixels, limit is {MAX_PIXELS}"
+        )
+    if arr.shape[0] < 2 or arr.shape[1] < 2:
+        raise SomcolorError(
+            f"{name}: got a {arr.shape[1]}x{arr.shape[0]} image, expected 2x2 or more"
+        )
+    rgb = arr[..., :3]
+    if _colour_fraction(rgb) < GRAY_FRACTION:
+        raise SomcolorError(f"{name} is gray (no colour): a reference must be a colour photo")
+    return np.ascontiguousarray(rgb)
+
+
+def _colour_fraction(rgb: np.ndarray) -> float:
+    """The fraction of pixels whose CIELUV chroma is at least :data:`GRAY_CHROMA`
+    (on at most about 250 000 pixels, evenly strided)."""
+    step = max(1, int(math.sqrt(rgb.shape[0] * rgb.shape[1] / 250_000)))
+    sample = rgb[::step, ::step]
+    if not np.any(sample.max(axis=-1) != sample.min(axis=-1)):
+        return 0.0
+    _, uv = split_luv(rgb_to_luv(to_float_rgb(sample)).astype(np.float32))
+    chroma = np.hypot(uv[..., 0], uv[..., 1])
+    return float(np.mean(chroma >= GRAY_CHROMA))
+
+
+def read_reference(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Read a reference photo file -> validated RGB uint8 ``(H, W, 3)``.
+
+    Raises
+    ------
+    SomcolorError
+        One line naming the file: missing, unreadable, a video, larger than
+        ``max_pixels``, or gray.
+    """
+    path = Path(path)
+    try:
+        image = read_image(path, max_pixels=max_pixels)
+    except ImageReadError:
+        if _is_video(path):
+            raise SomcolorError(
+                f"{path} is a video: a reference must be a photo (save one frame as a PNG)"
+            ) from None
+        raise
+    return check_reference(image, str(path))
+
+
+def _is_video(path: Path) -> bool:
+    """Whether ``path`` is a video (probed only once it failed to read as an image)."""
+    from .video import is_video  # the video layer, imported only for this message
+
+    try:
+        return is_video(path)
+    except SomcolorError:  # a video container without the video extra installed
+        return True
+
+
+def references_list(references) -> list:
+    """One reference or a list of them (arrays or paths) as a non-empty list."""
+    if isinstance(references, str | Path | np.ndarray):
+        return [references]
+    items = list(references)
+    if not items:
+        raise SomcolorError("no reference photos given, expected at least one")
+    return items
+
+
+def _as_rgb(item, index: int) -> tuple[np.ndarray, str]:
+    if isinstance(item, str | Path):
+        return read_reference(item), Path(item).name
+    name = f"reference {index}"
+    return check_reference(item, name), name
+
+
+# ---------------------------------------------------------------------------- sampling
+def _sample(predictor, images: list[np.ndarray], params: AdaptParams, rng: np.random.Generator):
+    """Features, UV and a held-out mask of pixels drawn from each reference at the
+    model's working size; the held-out pixels are those in the drawn spatial blocks."""
+    spec = predictor.feature_spec
+    Xs, uvs, helds = [], [], []
+    n_blocks = params.blocks * params.blocks
+    n_held = max(1, round(params.holdout * n_blocks))
+    for image in images:
+        luv = rgb_to_luv(to_float_rgb(image)).astype(np.float32, copy=False)
+        shape = working_shape(luv.shape[:2], predictor.work_size)
+        if shape != luv.shape[:2]:
+            luv = np.stack([downsample(luv[..., c], shape) for c in range(3)], axis=-1)
+        L, uv = split_luv(luv)
+        L = np.ascontiguousarray(L)
+        H, W = L.shape
+        size = H * W
+        index = np.sort(rng.choice(size, size=min(params.pixels, size), replace=False))
+        rows, cols = np.divmod(index, W)
+        block = (rows * params.blocks // H) * params.blocks + cols * params.blocks // W
+        held_blocks = rng.choice(n_blocks, size=n_held, replace=False)
+        Xs.append(features_at(L, index, spec))
+        uvs.append(uv.reshape(-1, 2)[index])
+        helds.append(np.isin(block, held_blocks))
+    return np.concatenate(Xs), np.concatenate(uvs), np.concatenate(helds)
+
+
+def nearest_column(uv: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """The index of the row of ``palette`` (n_codes, 2) nearest to each UV row.
+
+    >>> nearest_column(np.array([[0.0, 0.0], [9.0, 1.0]]), np.array([[10.0, 0], [0, 0]]))
+    array([1, 0])
+    """
+    uv = np.asarray(uv, np.float64)
+    d = (uv**2).sum(1)[:, None] - 2 * uv @ palette.T + (palette**2).sum(1)[None, :]
+    return np.argmin(d, axis=1)
+
+
+# ---------------------------------------------------------------------------- training
+def _loss(X, y, coefs, intercepts) -> float:
+    """Mean cross-entropy of the network on standardized rows ``X`` with labels ``y``."""
+    z = X
+    for i, (W, b) in enumerate(zip(coefs, intercepts, strict=True)):
+        z = z @ W + b
+        if i < len(coefs) - 1:
+            np.maximum(z, 0, out=z)
+    z -= z.max(axis=1, keepdims=True)
+    logp = z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))
+    return float(-logp.mean())
+
+
+def _train(X, y, X_val, y_val, coefs, intercepts, params: AdaptParams, rng):
+    """Mini-batch Adam on the softmax cross-entropy, from ``coefs``/``intercepts``
+    (float32, not modified); returns the best weights by held-out loss and the curve.
+
+    ``X`` and ``X_val`` are standardized float32 rows, ``y`` and ``y_val`` output columns.
+    The L2 term pulls each weight towards its starting value. Deterministic for a given
+    ``rng``.
+    """
+    start = [p.copy() for p in (*coefs, *intercepts)]
+    params_ = [p.copy() for p in start]
+    n_layers = len(coefs)
+    m = [np.zeros_like(p) for p in params_]
+    v = [np.zeros_like(p) for p in params_]
+    beta1, beta2, eps = 0.9, 0.999, 1e-8
+    lr, anchor = np.float32(params.learning_rate), np.float32(params.anchor)
+    best_loss = _loss(X_val, y_val, params_[:n_layers], params_[n_layers:])
+    best, curve, stale, step = [p.copy() for p in params_], [best_loss], 0, 0
+    n = len(X)
+    for _ in range(params.epochs):
+        order = rng.permutation(n)
+        for s in range(0, n, params.batch_size):
+            batch = order[s : s + params.batch_size]
+            grads = _gradients(X[batch], y[batch], params_, n_layers)
+            step += 1
+            c1, c2 = 1 - beta1**step, 1 - beta2**step
+            for p, g, p0, mi, vi in zip(params_, grads, start, m, v, strict=True):
+                g += anchor * (p - p0) * np.float32(len(batch) / n)
+                mi *= beta1
+                mi += (1 - beta1) * g
+                vi *= beta2
+                vi += (1 - beta2) * g * g
+                p -= (lr / c1) * mi / (np.sqrt(vi / c2) + eps)
+        loss = _loss(X_val, y_val, params_[:n_layers], params_[n_layers:])
+        curve.append(loss)
+        if loss < best_loss - 1e-4:
+            best_loss, best, stale = loss, [p.copy() for p in params_], 0
+        else:
+            stale += 1
+            if stale >= params.patience:
+                break
+    return best[:n_layers], best[n_layers:], curve
+
+
+def _gradients(X, y, params_, n_layers):
+    """Gradients of the mean cross-entropy of one batch, for weights then biases."""
+    acts = [X]
+    z = X
+    for i in range(n_layers):
+        z = z @ params_[i] + params_[n_layers + i]
+        if i < n_layers - 1:
+            np.maximum(z, 0, out=z)
+        acts.append(z)
+    z = acts[-1]
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    p[np.arange(len(y)), y] -= 1
+    delta = p / np.float32(len(y))
+    gW, gb = [None] * n_layers, [None] * n_layers
+    for i in range(n_layers - 1, -1, -1):
+        gW[i] = acts[i].T @ delta
+        gb[i] = delta.sum(axis=0)
+        if i:
+            delta = (delta @ params_[i].T) * (acts[i] > 0)
+    return [*gW, *gb]
+
+
+# ---------------------------------------------------------------------------- adapt
+def adapt(predictor, references, *, random_state=0, **options):
+    """A new model fitted to reference colour photos, starting from ``predictor``.
+
+    Parameters
+    ----------
+    predictor : Predictor
+        The model to start from (not modified); a SOM + MLP model with a softmax output.
+    references : array, path, or a list of them
+        Colour photos (RGB or RGBA uint8 arrays, or image files).
+    random_state : int
+        The one seed for pixel sampling, the held-out blocks and the batch order.
+    **options
+        Fields of :class:`AdaptParams`.
+
+    Returns
+    -------
+    Predictor
+        The adapted model; its ``training_`` (and saved metadata) says it was adapted,
+        from how many references, with which options.
+
+    Raises
+    ------
+    SomcolorError
+        An empty list, a gray, unreadable or too large reference, a video, an unknown
+        option, in one line.
+    """
+    from .predict import Predictor
+
+    t0 = time.perf_counter()
+    known = list(AdaptParams.__dataclass_fields__)
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise SomcolorError(f"adapt: unknown options {unknown}, expected some of {known}")
+    params = AdaptParams(**options).check()
+    if predictor.out_activation != "softmax":
+        raise SomcolorError("adapt: the model has a single logistic output, expected softmax")
+    images = [_as_rgb(item, i)[0] for i, item in enumerate(references_list(references))]
+    rng = np.random.default_rng(np.random.SeedSequence(random_state))
+    X, uv, held = _sample(predictor, images, params, rng)
+    palette = predictor.codebook[predictor.classes]
+    y = nearest_column(uv, palette)
+    Xs = ((X - predictor.mean) / predictor.scale).astype(np.float32)
+    coefs, intercepts, curve = _train(
+        Xs[~held], y[~held], Xs[held], y[held], predictor.coefs, predictor.intercepts, params, rng
+    )
+    counts = np.bincount(y, minlength=len(palette))
+    if params.prior > 0:
+        prior = (counts + 1.0) / (counts.sum() + len(palette))
+        intercepts[-1] = (intercepts[-1] + params.prior * np.log(prior)).astype(np.float32)
+    seconds = time.perf_counter() - t0
+    best_epoch = int(np.argmin(curve))
+    log.info(
+        "adapted to %d reference(s): %d pixels, held-out loss %.3f -> %.3f (epoch %d), %.2f s",
+        len(images),
+        len(X),
+        curve[0],
+        curve[best_epoch],
+        best_epoch,
+        seconds,
+    )
+    record = {
+        "n_references": len(images),
+        "options": {**asdict(params), "random_state": random_state},
+        "n_samples": int(len(X)),
+        "n_held_out": int(held.sum()),
+        "held_out_loss": [round(v, 5) for v in curve],
+        "best_epoch": best_epoch,
+        "seconds": round(seconds, 3),
+    }
+    training = {**predictor.training_, "adapted": record}
+    base = predictor.training_.get("description", "")
+    training["description"] = f"adapted to {len(images)} reference photo(s) from: {base}"
+    metadata = {**predictor.metadata_, "training": training}
+    return Predictor(
+        config=predictor.config,
+        codebook=predictor.codebook.copy(),
+        classes=predictor.classes.copy(),
+        mean=predictor.mean.copy(),
+        scale=predictor.scale.copy(),
+        coefs=coefs,
+        intercepts=intercepts,
+        out_activation=predictor.out_activation,
+        som_mean=None if predictor.som_mean is None else np.array(predictor.som_mean),
+        som_scale=None if predictor.som_scale is None else np.array(predictor.som_scale),
+        metadata=metadata,
+        training=training,
+    )
