@@ -16,7 +16,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from test_web import local_client, png_bytes, refused
+from test_web import local_client, make_clip, needs_video, png_bytes, refused, wait_for_job
 
 from somcolor.color import rgb_to_luv
 from somcolor.web import create_app
@@ -61,6 +61,12 @@ def app(tmp_path_factory):
 def client(app):
     with local_client(app) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def clip() -> bytes:
+    pytest.importorskip("av", reason="PyAV missing: install the 'video' extra")
+    return make_clip()
 
 
 def open_session(client, data: bytes = PHOTO, **files):
@@ -319,6 +325,28 @@ def test_a_colour_reference_changes_the_result_and_is_reported(client):
     assert not np.array_equal(decode(r.content), decode(plain.content))
     info = open_session(client, reference=png_bytes(ref)).json()
     assert info["reference"] == "reference"
+
+
+@needs_video
+def test_a_video_job_takes_a_reference_for_the_whole_clip(client, clip):
+    if not reference_available(client):
+        pytest.skip("no reference support in this somcolor")
+    ref = np.zeros((64, 96, 3), np.uint8)
+    ref[:, :48] = (30, 60, 160)
+    ref[:, 48:] = (240, 200, 40)
+    files = {"file": ("clip.mp4", clip, "video/mp4"), "reference": ("r.png", png_bytes(ref))}
+    r = client.post("/api/jobs", files=files)
+    assert r.status_code == 202, r.text
+    job = wait_for_job(client, r.json()["id"], timeout=120)
+    assert job["state"] == "done", job
+    assert job["summary"]["reference"] is True
+    client.delete(f"/api/jobs/{job['id']}")
+    files["reference"] = ("gray.png", PHOTO)
+    r = client.post("/api/jobs", files=files)
+    job = wait_for_job(client, r.json()["id"], timeout=120)
+    assert job["state"] == "failed" and "gray" in job["error"], job
+    assert "/" not in job["error"]  # no server path
+    client.delete(f"/api/jobs/{job['id']}")
 
 
 # ---------------------------------------------------------------------------- the rest

@@ -526,10 +526,9 @@ class Server:
         from ..adapt import read_reference
 
         try:
-            rgb = read_reference(reference)
+            rgb = read_reference(reference, max_pixels=self.limits.max_pixels)
         except SomcolorError as exc:
-            message = str(exc).replace(str(reference), "the reference photo")
-            raise SomcolorError(f"the reference photo: {message}") from None
+            raise SomcolorError(str(exc).replace(str(reference), "the reference photo")) from None
         with self.video_lock:
             return model.predictor().adapt([rgb], random_state=0)
 

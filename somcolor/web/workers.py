@@ -153,7 +153,7 @@ def _read(path: str, max_pixels: int):
         return None, ("refused", 422, "corrupt_image", "the photo is damaged or truncated")
 
 
-def _predictor(state: dict, name: str, decoder: str, reference: str | None):
+def _predictor(state: dict, name: str, decoder: str, reference: str | None, max_pixels: int):
     """The model's :class:`~somcolor.predict.Predictor`, adapted to the reference photo
     when one is given, or a ``("refused", ...)`` reply."""
     predictor = _model(state, name, decoder).predictor()
@@ -166,9 +166,10 @@ def _predictor(state: dict, name: str, decoder: str, reference: str | None):
     except ImportError:
         return None, ("refused", 501, "no_reference", "reference photos are not supported here")
     try:
-        rgb = read_reference(reference)
+        rgb = read_reference(reference, max_pixels=max_pixels)
     except SomcolorError as exc:
-        return None, ("refused", 422, "bad_reference", f"the reference photo: {exc}")
+        message = str(exc).replace(reference, "the reference photo")
+        return None, ("refused", 422, "bad_reference", message)
     return predictor.adapt([rgb], random_state=0), None
 
 
@@ -185,7 +186,7 @@ def _colorize(state, path, name, decoder, max_pixels, points, reference) -> tupl
             points = guide_points(points, image.shape[:2])
         except SomcolorError as exc:
             return ("refused", 422, "bad_hints", str(exc))
-    model, refused = _predictor(state, name, decoder, reference)
+    model, refused = _predictor(state, name, decoder, reference, max_pixels)
     if refused:
         return refused
     rgb, info = model.colorize(image, hints=points, return_info=True)
@@ -200,7 +201,7 @@ def _open(state, session_id, path, name, decoder, max_pixels, side, reference) -
     image, refused = _read(path, max_pixels)
     if refused:
         return refused
-    model, refused = _predictor(state, name, decoder, reference)
+    model, refused = _predictor(state, name, decoder, reference, max_pixels)
     if refused:
         return refused
     session = PreviewSession(model, image, side)
