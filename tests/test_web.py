@@ -292,9 +292,9 @@ def test_uploads_live_in_a_private_folder_under_generated_names(tmp_path):
     seen = []
     real = app.state.server.colorize_photo
 
-    async def spy(path, choice, disconnected):
+    async def spy(path, choice, disconnected, **options):
         seen.append((Path(path), Path(path).stat().st_mode & 0o777))
-        return await real(path, choice, disconnected)
+        return await real(path, choice, disconnected, **options)
 
     app.state.server.colorize_photo = spy
     with local_client(app) as c:

@@ -82,24 +82,35 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 900}, accept_downloads=True)
-        page.foreign = []  # requests to anywhere but the server
-        page.errors = []  # uncaught script errors
-        page.on(
-            "request",
-            lambda r: (
-                None if r.url.startswith((server, "blob:", "data:")) else page.foreign.append(r.url)
-            ),
-        )
-        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
-        page.goto(server)
-        yield page
+        yield browser
         browser.close()
+
+
+def watched(page, server: str):
+    """``page`` noting requests to anywhere but the server and uncaught script errors."""
+    page.foreign = []
+    page.errors = []
+    page.on(
+        "request",
+        lambda r: (
+            None if r.url.startswith((server, "blob:", "data:")) else page.foreign.append(r.url)
+        ),
+    )
+    page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+    page.goto(server)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    page = browser.new_page(viewport={"width": 1100, "height": 900}, accept_downloads=True)
+    yield watched(page, server)
+    page.close()
 
 
 def gray_photo(path: Path) -> Path:
@@ -170,4 +181,244 @@ def test_page_colorizes_a_gray_photo_and_offers_the_download(page, tmp_path):
     SCREENSHOT.parent.mkdir(exist_ok=True)
     png = page.screenshot(full_page=True)
     Image.open(io.BytesIO(png)).convert("RGB").save(SCREENSHOT, optimize=True)
+    assert page.foreign == [] and page.errors == []
+
+
+# ---------------------------------------------------------------------------- hints
+HINTS_SHOT = SCREENSHOT.with_name("hints.png")
+PHONE_SHOT = SCREENSHOT.with_name("phone.png")
+#: The hints test photo: 866 x 577 (0.5 MP), a dark flat left part and a bright flat
+#: right part, a strong luminance edge between them.
+HW, HH = 866, 577
+
+
+def two_regions(path: Path) -> Path:
+    gray = np.full((HH, HW), 70, np.uint8)
+    gray[:, HW // 2 :] = 190
+    Image.fromarray(gray).save(path)
+    return path
+
+
+def colour_reference(path: Path) -> Path:
+    ref = np.zeros((120, 160, 3), np.uint8)
+    ref[:, :80] = (30, 60, 160)  # dark: blue
+    ref[:, 80:] = (240, 200, 40)  # light: yellow
+    Image.fromarray(ref).save(path)
+    return path
+
+
+def reddish(rgb) -> bool:
+    from test_web_hints import reddish
+
+    return reddish(rgb)
+
+
+def result_pixels(page, points) -> list:
+    """RGB of the shown result (``#after``, the preview) at photo pixels ``points``."""
+    return page.evaluate(
+        """([points, W, H]) => {
+          const img = document.getElementById('after');
+          const c = document.createElement('canvas');
+          c.width = img.naturalWidth; c.height = img.naturalHeight;
+          const g = c.getContext('2d'); g.drawImage(img, 0, 0);
+          return points.map(([x, y]) => {
+            const px = Math.floor((x + 0.5) * c.width / W);
+            const py = Math.floor((y + 0.5) * c.height / H);
+            return Array.from(g.getImageData(px, py, 1, 1).data.slice(0, 3));
+          });
+        }""",
+        [points, HW, HH],
+    )
+
+
+def stage_point(page, x: int, y: int) -> dict:
+    """Where photo pixel (x, y) is inside ``#stage``, in CSS pixels."""
+    box = page.locator("#stage").bounding_box()
+    return {"x": (x + 0.5) * box["width"] / HW, "y": (y + 0.5) * box["height"] / HH}
+
+
+def wait_updated(page, n_hints: int) -> None:
+    from playwright.sync_api import expect
+
+    word = "1 hint," if n_hints == 1 else f"{n_hints} hints,"
+    expect(page.locator("#status")).to_contain_text(f"{word} updated in", timeout=30_000)
+
+
+def hint_in_red(page, x: int, y: int, *, touch: bool, n_hints: int = 1) -> None:
+    """Tap (or click) photo pixel (x, y), wait for the suggestions, choose red."""
+    from playwright.sync_api import expect
+
+    at = stage_point(page, x, y)
+    if touch:
+        page.locator("#stage").tap(position=at)
+    else:
+        page.locator("#stage").click(position=at)
+    expect(page.locator("#picker")).to_be_visible()
+    expect(page.locator("#suggestions .swatch").first).to_be_visible(timeout=30_000)
+    page.locator("#custom").fill("#ff0000")
+    wait_updated(page, n_hints)
+
+
+def open_photo(page, path: Path) -> None:
+    from playwright.sync_api import expect
+
+    page.set_input_files("#file", str(path))
+    expect(page.locator("#photo-result")).to_be_visible(timeout=60_000)
+    expect(page.locator("#status")).to_contain_text("colorized in", timeout=60_000)
+
+
+def test_page_hints_colour_a_region_and_stop_at_the_edge(page, tmp_path):
+    from playwright.sync_api import expect
+
+    page.reload()
+    expect(page.locator("#model")).to_have_value("default")
+    photo = two_regions(tmp_path / "regions.png")
+    open_photo(page, photo)
+    left, right, far = (200, 290), (650, 290), (30, 40)
+    before = result_pixels(page, [left, right, far])
+    assert not any(reddish(p) for p in before)
+
+    hint_in_red(page, *left, touch=False)
+    after = result_pixels(page, [left, right, far])
+    assert reddish(after[0]) and reddish(after[2])  # the hinted flat region, far too
+    assert not reddish(after[1])  # across the strong edge: not red
+    swatches = page.locator("#suggestions .swatch").count()
+    assert 1 <= swatches <= 12
+
+    # Drag the hint within the region: it moves (its colour stays), the result updates.
+    page.locator("#close-picker").click()
+    mark = page.locator(".mark").first
+    box = mark.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] / 2 - 60, box["y"] + 30, steps=5)
+    page.mouse.up()
+    wait_updated(page, 1)
+    label = page.locator(".mark").first.get_attribute("aria-label")
+    assert "#ff0000" in label and f"at {left[0]}," not in label
+
+    # Undo the move and the hint: the region is back to the model's colour.
+    page.locator("#undo").click()
+    page.locator("#undo").click()
+    expect(page.locator(".mark")).to_have_count(0)
+    wait_updated(page, 0)
+    assert not reddish(result_pixels(page, [left])[0])
+    expect(page.locator("#undo")).to_be_disabled()
+
+    # Remove: a hint placed, then removed from the picker.
+    hint_in_red(page, *left, touch=False)
+    page.locator(".mark").first.click()
+    page.locator("#remove-hint").click()
+    expect(page.locator(".mark")).to_have_count(0)
+    wait_updated(page, 0)
+
+    # Four hints for the timing (from choosing the colour to the new preview shown),
+    # then the downloads.
+    done = page.evaluate("window.somcolorTimings.length")
+    for i, x in enumerate((120, 200, 300, 380)):
+        hint_in_red(page, x, 150 + 60 * i, touch=False, n_hints=i + 1)
+        page.locator("#close-picker").click()
+    timings = page.evaluate("window.somcolorTimings")[done:]
+    print(
+        f"\nhint -> updated preview on a {HW}x{HH} photo (0.5 MP), desktop: "
+        f"{', '.join(f'{t:.0f}' for t in timings)} ms; median {np.median(timings):.0f} ms"
+    )
+    with page.expect_download() as info:
+        page.click("#download-hints")
+    hints_file = tmp_path / "hints.json"
+    info.value.save_as(hints_file)
+    assert info.value.suggested_filename == "regions_hints.json"
+    points = __import__("json").loads(hints_file.read_text())["points"]
+    assert len(points) == 4 and all(p["color"] == "#ff0000" for p in points)
+    with page.expect_download(timeout=60_000) as info:
+        page.click("#download")
+    saved = tmp_path / "regions_color.png"
+    info.value.save_as(saved)
+    assert info.value.suggested_filename == "regions_color.png"
+    cli_out = tmp_path / "cli.png"
+    subprocess.run(
+        [sys.executable, "-m", "somcolor", "colorize", str(photo), "--hints", str(hints_file),
+         "-o", str(cli_out), "-q"],
+        check=True,
+    )  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(saved)), np.asarray(Image.open(cli_out)))
+
+    page.evaluate(
+        "const s = document.getElementById('split'); s.value = 0;"
+        "s.dispatchEvent(new Event('input'));"
+    )
+    page.locator(".mark").nth(1).click()  # the picker open on a hint, for the screenshot
+    expect(page.locator("#suggestions .swatch").first).to_be_visible(timeout=30_000)
+    png = page.screenshot(full_page=True)
+    Image.open(io.BytesIO(png)).convert("RGB").save(HINTS_SHOT, optimize=True)
+    assert page.foreign == [] and page.errors == []
+
+
+def test_page_takes_a_reference_photo(page, tmp_path):
+    from playwright.sync_api import expect
+
+    page.reload()
+    expect(page.locator("#model")).to_have_value("default")
+    open_photo(page, two_regions(tmp_path / "regions.png"))
+    points = [(200, 290), (650, 290)]
+    before = result_pixels(page, points)
+    page.set_input_files("#reference", str(colour_reference(tmp_path / "ref.png")))
+    expect(page.locator("#reference-note")).to_be_visible(timeout=60_000)
+    expect(page.locator("#reference-note")).to_contain_text("reference photo ref.png")
+    expect(page.locator("#status")).to_contain_text("colorized in", timeout=60_000)
+    after = result_pixels(page, points)
+    assert after != before
+    page.locator("#ref-remove").click()
+    expect(page.locator("#reference-note")).to_be_hidden(timeout=60_000)
+    assert page.foreign == [] and page.errors == []
+
+
+@pytest.fixture
+def phone(server, browser):
+    """A phone-sized page: 390 x 844 CSS pixels, touch, a mobile viewport."""
+    context = browser.new_context(
+        viewport={"width": 390, "height": 844},
+        device_scale_factor=3,
+        is_mobile=True,
+        has_touch=True,
+        accept_downloads=True,
+    )
+    yield watched(context.new_page(), server)
+    context.close()
+
+
+def small_targets(page) -> list:
+    """Visible controls smaller than 44 x 44 CSS pixels (a hidden file input's label is
+    its target; a colour input's label is its target)."""
+    return page.evaluate(
+        """() => [...document.querySelectorAll(
+             'button, a, select, label.button, input[type=range], .swatch, .mark')]
+          .filter((e) => e.offsetParent !== null || e.classList.contains('mark'))
+          .map((e) => [e.id || e.className || e.tagName, e.getBoundingClientRect()])
+          .filter(([, r]) => r.width > 0 && (r.width < 44 || r.height < 44))
+          .map(([name, r]) => `${name}: ${Math.round(r.width)}x${Math.round(r.height)}`)"""
+    )
+
+
+def no_horizontal_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def test_page_works_on_a_phone_with_touch(phone, tmp_path):
+    from playwright.sync_api import expect
+
+    page = phone
+    expect(page.locator("#model")).to_have_value("default")
+    assert page.locator("#file").get_attribute("accept") == "image/*,video/*"
+    assert no_horizontal_scroll(page)
+    assert small_targets(page) == []
+    open_photo(page, two_regions(tmp_path / "regions.png"))
+    hint_in_red(page, 200, 290, touch=True)
+    left, right = result_pixels(page, [(200, 290), (650, 290)])
+    assert reddish(left) and not reddish(right)
+    assert no_horizontal_scroll(page)
+    assert small_targets(page) == []
+    print(f"\nhint -> updated preview, phone emulation: {page.evaluate('window.somcolorTimings')}")
+    png = page.screenshot(full_page=True)
+    Image.open(io.BytesIO(png)).convert("RGB").save(PHONE_SHOT, optimize=True)
     assert page.foreign == [] and page.errors == []
