@@ -10,6 +10,15 @@ upload got a colorized PNG and the peak stayed under ``--max-rss-mb``. The figur
 the resolved settings are written to ``experiments/results/bench_web.json``.
 
 The photo is scikit-image's ``camera`` (512 x 512, gray), so nothing is downloaded.
+
+``--mode hints`` times colour hints instead: for a 0.5 MP photo (scikit-image's
+``camera`` enlarged to 866 x 577) and a 12 MP one (4000 x 3000), it opens a hint
+session (``POST /api/sessions``), then adds ``--hint-updates`` hints one at a time,
+each time sending all of them to ``POST /api/sessions/{id}/colorize`` and reading the
+preview: the time from a change of hints to the new preview received, as the page
+sees it (without the browser's decoding). It also times the full-size download
+(``POST /api/colorize`` with the hints) and a suggestion (``POST /api/suggest``), and
+writes ``experiments/results/bench_web_hints.json``. ``--mode all`` runs both.
 """
 
 from __future__ import annotations
@@ -44,6 +53,8 @@ class Config:
     rounds: int = 3  #: times the burst is repeated
     max_rss_mb: float = 1500.0  #: the server's peak resident memory must stay below this
     timeout_s: float = 300.0  #: per request
+    mode: str = "load"  #: load (the concurrent uploads), hints (hint timings), or all
+    hint_updates: int = 10  #: hints added one at a time per photo (--mode hints)
 
 
 def free_port() -> int:
@@ -133,12 +144,134 @@ def wait_until_up(url: str, proc: subprocess.Popen, timeout: float = 120.0) -> N
     raise SystemExit("bench_web: the server did not start")
 
 
+def photo_of_size(width: int, height: int) -> bytes:
+    """scikit-image's ``camera`` resized to ``width`` x ``height``, as PNG."""
+    buf = io.BytesIO()
+    im = Image.fromarray(skimage.data.camera()).resize((width, height), Image.BILINEAR)
+    im.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def time_hints(url: str, width: int, height: int, cfg: Config) -> dict:
+    """Open a hint session on a ``width`` x ``height`` photo and time hint updates."""
+    photo = photo_of_size(width, height)
+    files = {"file": ("camera.png", photo, "image/png")}
+    with httpx.Client(base_url=url, timeout=cfg.timeout_s) as client:
+        t0 = time.perf_counter()
+        r = client.post("/api/sessions", files=files)
+        r.raise_for_status()
+        opened = time.perf_counter() - t0
+        info = r.json()
+        sid = info["id"]
+        first = client.post(f"/api/sessions/{sid}/colorize", json={"points": []})
+        first.raise_for_status()
+        points, updates, solves = [], [], []
+        for i in range(cfg.hint_updates):
+            x = int((0.1 + 0.8 * ((i * 0.37) % 1)) * width)
+            y = int((0.1 + 0.8 * ((i * 0.61) % 1)) * height)
+            points.append({"x": x, "y": y, "color": "#c83232" if i % 2 else "#2f6fb0"})
+            t0 = time.perf_counter()
+            r = client.post(f"/api/sessions/{sid}/colorize", json={"points": points})
+            r.raise_for_status()
+            updates.append(time.perf_counter() - t0)
+            solves.append(float(r.headers["x-somcolor-seconds"]))
+        t0 = time.perf_counter()
+        r = client.post("/api/suggest", json={"session": sid, "x": width // 2, "y": height // 2})
+        r.raise_for_status()
+        suggest_s = time.perf_counter() - t0
+        downloads = []
+        for _ in range(2):  # the first may start a photo worker (seconds): the second counts
+            t0 = time.perf_counter()
+            r = client.post(
+                "/api/colorize", files=files, data={"hints": json.dumps({"points": points})}
+            )
+            r.raise_for_status()
+            downloads.append(time.perf_counter() - t0)
+        download_s = downloads[-1]
+        client.delete(f"/api/sessions/{sid}")
+    row = {
+        "photo": f"{width}x{height}",
+        "megapixels": round(width * height / 1e6, 2),
+        "preview": f"{info['preview_width']}x{info['preview_height']}",
+        "open_session_s": round(opened, 3),
+        "update_s": {
+            "median": round(statistics.median(updates), 3),
+            "max": round(max(updates), 3),
+            "all": [round(u, 3) for u in updates],
+        },
+        "worker_render_s_median": round(statistics.median(solves), 3),
+        "suggest_s": round(suggest_s, 3),
+        "full_size_download_s": round(download_s, 3),
+    }
+    print(
+        f"hints on {row['photo']} ({row['megapixels']} MP, preview {row['preview']}): open "
+        f"{row['open_session_s']} s; a change of hints -> preview received: median "
+        f"{row['update_s']['median']} s, max {row['update_s']['max']} s over "
+        f"{cfg.hint_updates} (in the worker: {row['worker_render_s_median']} s); suggest "
+        f"{row['suggest_s']} s; full-size PNG with the hints {row['full_size_download_s']} s"
+    )
+    return row
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     defaults = Config()
     for name, value in asdict(defaults).items():
         p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     cfg = Config(**vars(p.parse_args(argv)))
+    if cfg.mode not in ("load", "hints", "all"):
+        p.error(f"--mode: got {cfg.mode!r}, expected load, hints or all")
+    status = 0
+    if cfg.mode in ("hints", "all"):
+        status |= main_hints(cfg)
+    if cfg.mode in ("load", "all"):
+        status |= main_load(cfg)
+    return status
+
+
+def start_server() -> tuple[str, subprocess.Popen, object]:
+    port = free_port()
+    log = tempfile.NamedTemporaryFile(prefix="bench_web-", suffix=".log", delete=False)
+    cmd = [sys.executable, "-m", "somcolor", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    return (
+        f"http://127.0.0.1:{port}",
+        subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT),
+        log,
+    )
+
+
+def main_hints(cfg: Config) -> int:
+    load_before = os.getloadavg()[0]
+    url, proc, log = start_server()
+    rows = []
+    try:
+        wait_until_up(url, proc)
+        time_hints(url, 64, 48, Config(hint_updates=1))  # warm-up: starts the hint worker
+        for width, height in ((866, 577), (4000, 3000)):
+            rows.append(time_hints(url, width, height, cfg))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+        os.unlink(log.name)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    out = RESULTS_DIR / "bench_web_hints.json"
+    result = {
+        "config": asdict(cfg),
+        "photos": "skimage.data.camera() resized, gray PNG",
+        "load_average_before": round(load_before, 2),
+        "load_average_after": round(os.getloadavg()[0], 2),
+        "rows": rows,
+        "somcolor_version": somcolor.__version__,
+        "python": platform.python_version(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+    }
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+def main_load(cfg: Config) -> int:
 
     load_before = os.getloadavg()[0]
     ceiling = in_process_seconds()
@@ -146,12 +279,8 @@ def main(argv=None) -> int:
         f"colorizing the photo in-process: {ceiling:.3f} s (at most {1 / ceiling:.2f} photos/s "
         f"one at a time); load average {load_before:.2f} on {os.cpu_count()} CPUs"
     )
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     photo = photo_png()
-    log = tempfile.NamedTemporaryFile(prefix="bench_web-", suffix=".log", delete=False)
-    cmd = [sys.executable, "-m", "somcolor", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    url, proc, log = start_server()
     rounds = []
     try:
         wait_until_up(url, proc)

@@ -163,10 +163,20 @@ def test_sessions_are_bounded_least_recently_used_first(tmp_path):
         assert preview(c, ids[0], RED).status_code == 200  # ids[0] is now the most recent
         third = open_session(c).json()["id"]
         msg = refused(preview(c, ids[1], RED), 410, "session_expired")
-        assert "make room" in msg
+        assert "make room for newer ones" in msg
         assert preview(c, ids[0], RED).status_code == 200
         assert preview(c, third, RED).status_code == 200
         assert len(app.state.server.sessions) == 2
+
+
+def test_sessions_are_bounded_in_memory_too(tmp_path):
+    app = create_app(workdir=tmp_path, max_hint_session_bytes=1)  # room for the newest only
+    with local_client(app) as c:
+        first, second = (open_session(c).json()["id"] for _ in range(2))
+        refused(preview(c, first, RED), 410, "session_expired")
+        assert preview(c, second, RED).status_code == 200
+        [held] = app.state.server.sessions._sessions.values()
+        assert held.nbytes > 1 << 20  # the worker measured what it holds
 
 
 def test_an_idle_session_expires(tmp_path):

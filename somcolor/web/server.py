@@ -188,6 +188,7 @@ class Server:
         self.hints = SessionWorkers(sources, limits.hint_workers)
         self.sessions = SessionRegistry(
             max_sessions=limits.max_hint_sessions,
+            max_bytes=limits.max_hint_session_bytes,
             ttl_s=limits.hint_session_ttl_s,
             close=self._drop_session,
         )

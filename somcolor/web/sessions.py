@@ -4,8 +4,10 @@ A session is one photo made ready for colour hints (:class:`~.hinting.PreviewSes
 in one hint worker (:class:`~.workers.SessionWorkers`). This registry, in the server
 process, holds what the server needs to route and bound them: the worker it lives in
 (and that worker's generation: a worker that was replaced took its sessions with it),
-the photo's size, and when it was last used. At most ``max_sessions`` are held;
-opening one more closes the least recently used, and a session unused for ``ttl_s``
+the photo's size, and when it was last used. At most ``max_sessions`` are held, and
+at most ``max_bytes`` of memory (as the workers measured each session when it
+opened); opening one more closes the least recently used ones (never the new one),
+and a session unused for ``ttl_s``
 seconds is closed by :meth:`SessionRegistry.sweep`. Ids are random
 (``secrets.token_urlsafe``, 128 bits): knowing one is what lets a client use a
 session. Closed ids are remembered a while, to answer 410 rather than 404.
@@ -40,14 +42,24 @@ class Session:
 
 
 class SessionRegistry:
-    """At most ``max_sessions`` hint sessions, each closed after ``ttl_s`` idle seconds.
+    """At most ``max_sessions`` hint sessions holding at most ``max_bytes``, each closed
+    after ``ttl_s`` idle seconds.
 
     ``close(session)`` is called (outside the lock) for every session this registry
     drops: evicted, expired or deleted; it should free the worker's copy.
     """
 
-    def __init__(self, *, max_sessions: int, ttl_s: float, close, clock=time.monotonic):
+    def __init__(
+        self,
+        *,
+        max_sessions: int,
+        ttl_s: float,
+        close,
+        max_bytes: float = float("inf"),
+        clock=time.monotonic,
+    ):
         self.max_sessions = max_sessions
+        self.max_bytes = max_bytes
         self.ttl_s = ttl_s
         self.clock = clock
         self._close = close
@@ -76,9 +88,13 @@ class SessionRegistry:
         with self._lock:
             self._sessions[session.id] = session
             evicted = []
-            while len(self._sessions) > self.max_sessions:
+            held = sum(s.nbytes for s in self._sessions.values())
+            while len(self._sessions) > 1 and (
+                len(self._sessions) > self.max_sessions or held > self.max_bytes
+            ):
                 _, old = self._sessions.popitem(last=False)
-                self._forget(old.id, f"closed to make room (the server holds {self.max_sessions})")
+                held -= old.nbytes
+                self._forget(old.id, "closed to make room for newer ones")
                 evicted.append(old)
         for old in evicted:
             self._close(old)

@@ -87,6 +87,10 @@ class Limits:
     #: Hint sessions held at once, across the hint workers; opening one more closes the
     #: least recently used (its id then gets 410).
     max_hint_sessions: int = 8
+    #: Memory the hint sessions may hold together, in bytes, as their workers measure it
+    #: when they open (about 70 to 90 MiB each, whatever the photo's size); opening one
+    #: past it closes the least recently used ones.
+    max_hint_session_bytes: int = 1 * GIB
     #: Seconds a hint session may go unused; then it is closed (its id then gets 410).
     hint_session_ttl_s: float = 15 * 60
     #: Seconds one hint request (new hints, suggestions) may wait and take; then its
