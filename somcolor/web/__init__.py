@@ -1,4 +1,5 @@
-"""A web page for somcolor: upload a photo or video, get it back in color.
+"""A web page for somcolor: upload a photo or video, get it back in color, guided by
+colour hints or a reference photo if wanted.
 
 ``somcolor serve`` runs :func:`create_app` under uvicorn. Needs the ``web`` extra
 (``pip install 'somcolor[web]'``: FastAPI, uvicorn, python-multipart); videos also
@@ -7,7 +8,11 @@ need the ``video`` extra. The modules, in request order:
 * :mod:`.settings`: the limits and their defaults (imports nothing from the extra);
 * :mod:`.uploads`: streaming uploads into a private folder, identifying them by content;
 * :mod:`.jobs`: background video jobs, bounded and expiring;
-* :mod:`.server`: what one app holds (models, limits, private folder, pools, jobs);
+* :mod:`.workers`: the worker processes that colorize photos and hold hint sessions;
+* :mod:`.hinting`: the hints JSON, and one photo's hint session (in a hint worker);
+* :mod:`.sessions`: the registry of hint sessions, bounded and expiring;
+* :mod:`.server`: what one app holds (models, limits, private folder, pools, jobs,
+  sessions);
 * :mod:`.routes`: the routes, as FastAPI routers over that state;
 * :mod:`.app`: the app itself: state, routers, error answers, headers, the page under
   ``static/``.

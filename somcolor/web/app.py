@@ -30,12 +30,15 @@ Routes
 
 Every refusal is JSON ``{"detail": "<message for people>", "code": "<short code>"}``:
 400 malformed form or a ``Host`` this server does not answer to (``bad_host``), 403 a
-state-changing request from another origin (``cross_origin``), 404 unknown path or job
-(``not_found``, ``unknown_job``), 405 wrong method (``method_not_allowed``), 408 an
-upload that stalls or takes too long, 409 job not done, 410 expired job, 413 upload
-or photo too large, 415 not a photo/video (judged by content), 422 corrupt file or bad
-option, 429 too busy, 501 no video support, 503 the upload cannot be stored or a photo
-took longer than its deadline (``timeout``), and 500 (code ``internal``) for a bug.
+state-changing request from another origin (``cross_origin``), 404 unknown path, job
+or hint session (``not_found``, ``unknown_job``, ``unknown_session``), 405 wrong
+method (``method_not_allowed``), 408 an upload that stalls or takes too long, 409 job
+not done, 410 expired job or closed hint session (``session_expired``), 413 upload,
+photo or JSON body too large, 415 not a photo/video (judged by content) or a body that
+is not JSON, 422 corrupt file, bad option, bad hints (``bad_hints``) or a gray
+reference (``bad_reference``), 429 too busy, 501 no video or reference support, 503
+the upload cannot be stored or a photo or hint request took longer than its deadline
+(``timeout``), and 500 (code ``internal``) for a bug.
 Uploads go to a private folder (mode 0700) under generated names and are deleted as
 soon as they are used.
 
@@ -44,10 +47,11 @@ in :class:`~somcolor.web.server.Server`; this module builds the app from the two
 
 Work that takes CPU runs off the event loop: photos in a bounded pool of worker
 processes (:mod:`.workers`), each with a deadline, killed when it passes or when the
-client leaves; videos in one thread per job, bounded in frames, duration, wall time and
-output size, their frames colorized one at a time across jobs (each call already uses
-every core, and numba's fallback "workqueue" threading layer aborts the process when
-two threads enter a parallel loop at once).
+client leaves; hint sessions pinned to a second pool of worker processes, bounded in
+number, memory and idle time (:mod:`.sessions`); videos in one thread per job, bounded
+in frames, duration, wall time and output size, their frames colorized one at a time
+across jobs (each call already uses every core, and numba's fallback "workqueue"
+threading layer aborts the process when two threads enter a parallel loop at once).
 
 Requests must name this server in ``Host`` (DNS rebinding), and ``POST``/``DELETE``
 requests that carry an ``Origin`` (or ``Sec-Fetch-Site``) must come from the page
