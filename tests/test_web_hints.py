@@ -201,14 +201,24 @@ def test_a_deleted_session_is_gone(client):
 
 
 def test_a_request_past_the_hint_deadline_gets_503_and_its_session_ends(tmp_path):
-    app = create_app(workdir=tmp_path)
-    with local_client(app) as c:
-        info = open_session(c).json()
-        server = app.state.server
-        from dataclasses import replace
+    """A 1280 x 960 preview with 60 hints takes the worker well over the 0.1 s between
+    two looks at the deadline (a small one can be done before the first look)."""
+    from dataclasses import replace
 
+    app = create_app(workdir=tmp_path)
+    rng = np.random.default_rng(0)
+    big = png_bytes(rng.integers(0, 255, (1500, 2000), np.uint8))
+    xs, ys = rng.integers(0, 2000, 60), rng.integers(0, 1500, 60)
+    many = {
+        "points": [
+            {"x": int(x), "y": int(y), "color": "#f00000"} for x, y in zip(xs, ys, strict=True)
+        ]
+    }
+    with local_client(app) as c:
+        info = open_session(c, big).json()
+        server = app.state.server
         server.limits = replace(server.limits, hint_timeout_s=0.01)
-        refused(preview(c, info["id"], RED), 503, "timeout")
+        refused(preview(c, info["id"], many), 503, "timeout")
         server.limits = replace(server.limits, hint_timeout_s=30)
         refused(preview(c, info["id"], RED), 410, "session_expired")
         again = open_session(c).json()  # a fresh worker takes the next session

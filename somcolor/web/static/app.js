@@ -319,10 +319,7 @@ async function openPicker(index) {
   if (index >= 0) hints.pending = null;
   const at = index >= 0 ? hints.points[index] : hints.pending;
   $("picker").hidden = false;
-  $("remove-hint").hidden = index < 0;
-  $("picker-title").textContent = index >= 0
-    ? `Hint ${index + 1} at (${at.x}, ${at.y}): pick a new colour`
-    : `Colour for the point (${at.x}, ${at.y}): the model's guesses first`;
+  pickerTitle(index, at);
   if (index >= 0) $("custom").value = at.color;
   drawMarks();
   const box = $("suggestions");
@@ -359,6 +356,13 @@ async function openPicker(index) {
   }
 }
 
+function pickerTitle(index, at) {
+  $("remove-hint").hidden = index < 0;
+  $("picker-title").textContent = index >= 0
+    ? `Hint ${index + 1} at (${at.x}, ${at.y}): pick a new colour`
+    : `Colour for the point (${at.x}, ${at.y}): the model's guesses first`;
+}
+
 function closePicker() {
   $("picker").hidden = true;
   hints.pending = null;
@@ -375,6 +379,7 @@ function choose(color) {
     points = [...hints.points, { x: hints.pending.x, y: hints.pending.y, color }];
     hints.pending = null;
     hints.selected = points.length - 1;
+    pickerTitle(hints.selected, points[hints.selected]); // now a hint: it can be removed
   } else {
     return;
   }
@@ -558,6 +563,11 @@ function wire() {
   stage.addEventListener("pointermove", onPointerMove);
   stage.addEventListener("pointerup", onPointerUp);
   stage.addEventListener("pointercancel", onPointerCancel);
+  $("marks").addEventListener("click", (e) => {
+    // A hint chosen with the keyboard (Enter or Space: no pointer events) opens the picker.
+    const mark = e.target.closest(".mark");
+    if (mark && e.detail === 0 && +mark.dataset.index >= 0) openPicker(+mark.dataset.index);
+  });
   $("suggestions").addEventListener("click", (e) => {
     const swatch = e.target.closest(".swatch");
     if (swatch) choose(swatch.dataset.color);
