@@ -192,9 +192,10 @@ PHONE_SHOT = SCREENSHOT.with_name("phone.png")
 HW, HH = 866, 577
 
 
-def two_regions(path: Path) -> Path:
-    gray = np.full((HH, HW), 70, np.uint8)
-    gray[:, HW // 2 :] = 190
+def two_regions(path: Path, size: tuple[int, int] = (HW, HH)) -> Path:
+    width, height = size
+    gray = np.full((height, width), 70, np.uint8)
+    gray[:, width // 2 :] = 190
     Image.fromarray(gray).save(path)
     return path
 
@@ -213,8 +214,9 @@ def reddish(rgb) -> bool:
     return reddish(rgb)
 
 
-def result_pixels(page, points) -> list:
-    """RGB of the shown result (``#after``, the preview) at photo pixels ``points``."""
+def result_pixels(page, points, size: tuple[int, int] = (HW, HH)) -> list:
+    """RGB of the shown result (``#after``, the preview) at photo pixels ``points`` of a
+    photo of ``size`` (the preview may be smaller)."""
     return page.evaluate(
         """([points, W, H]) => {
           const img = document.getElementById('after');
@@ -227,14 +229,14 @@ def result_pixels(page, points) -> list:
             return Array.from(g.getImageData(px, py, 1, 1).data.slice(0, 3));
           });
         }""",
-        [points, HW, HH],
+        [points, *size],
     )
 
 
-def stage_point(page, x: int, y: int) -> dict:
-    """Where photo pixel (x, y) is inside ``#stage``, in CSS pixels."""
+def stage_point(page, x: int, y: int, size: tuple[int, int] = (HW, HH)) -> dict:
+    """Where pixel (x, y) of a photo of ``size`` is inside ``#stage``, in CSS pixels."""
     box = page.locator("#stage").bounding_box()
-    return {"x": (x + 0.5) * box["width"] / HW, "y": (y + 0.5) * box["height"] / HH}
+    return {"x": (x + 0.5) * box["width"] / size[0], "y": (y + 0.5) * box["height"] / size[1]}
 
 
 def wait_updated(page, n_hints: int) -> None:
@@ -244,11 +246,11 @@ def wait_updated(page, n_hints: int) -> None:
     expect(page.locator("#status")).to_contain_text(f"{word} updated in", timeout=30_000)
 
 
-def hint_in_red(page, x: int, y: int, *, touch: bool, n_hints: int = 1) -> None:
+def hint_in_red(page, x, y, *, touch: bool, n_hints: int = 1, size=(HW, HH)) -> None:
     """Tap (or click) photo pixel (x, y), wait for the suggestions, choose red."""
     from playwright.sync_api import expect
 
-    at = stage_point(page, x, y)
+    at = stage_point(page, x, y, size)
     if touch:
         page.locator("#stage").tap(position=at)
     else:
@@ -420,9 +422,16 @@ def test_page_works_on_a_phone_with_touch(phone, tmp_path):
     assert page.locator("#file").get_attribute("accept") == "image/*,video/*"
     assert no_horizontal_scroll(page)
     assert small_targets(page) == []
-    open_photo(page, two_regions(tmp_path / "regions.png"))
-    hint_in_red(page, 200, 290, touch=True)
-    left, right = result_pixels(page, [(200, 290), (650, 290)])
+    # A phone camera's 12 MP photo: the page shows a 1280 x 960 preview and maps the tap
+    # to the photo's own pixels.
+    size = (4000, 3000)
+    open_photo(page, two_regions(tmp_path / "regions.png", size))
+    hint_in_red(page, 900, 1500, touch=True, size=size)
+    label = page.locator(".mark").first.get_attribute("aria-label")
+    x, y = (int(v) for v in label.split(" at ")[1].split(":")[0].split(", "))
+    assert abs(x - 900) <= 12 and abs(y - 1500) <= 12  # 4000 px over 370 CSS px: ~11 px each
+    assert page.locator("#after").evaluate("i => [i.naturalWidth, i.naturalHeight]") == [1280, 960]
+    left, right = result_pixels(page, [(900, 1500), (3000, 1500)], size)
     assert reddish(left) and not reddish(right)
     assert no_horizontal_scroll(page)
     assert small_targets(page) == []
