@@ -61,7 +61,7 @@ class BenchConfig:
     preset: str = "medium"
     flow: bool = False
     model: str = VIDEO_MODEL  #: a bundled model name or a model file
-    work_size: int | None = None  #: predict at this long side (None: full resolution)
+    work_size: int | None = None  #: predict at this long side (None: the model's own)
     stage_frames: int = 8  #: frames used for the per-stage timings
     seed: int = 0
     results: str = str(RESULTS_DIR)  #: folder of bench_video_<sizes>.json
@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     machine = _machine()
     print(
-        f"model {config.model}, working size {config.work_size or 'full'}; "
+        f"model {config.model}, working size {model.work_size or 'full'} px; "
         f"peak RSS {peak:.0f} MB; {machine['cpus']} CPUs ({machine['cpu']}), "
         f"load {machine['load_1min']:.2f} at the end"
     )

@@ -67,9 +67,11 @@ INSTALL_HINT = "pip install 'somcolor[video]'"
 HAS_VIDEO = all(importlib.util.find_spec(m) is not None for m in ("av", "cv2"))
 #: Frames decoded, then colorized, then encoded together.
 BATCH_FRAMES = 8
-#: The bundled model the video commands use unless told otherwise: at 640x480 about twice
-#: as fast per frame as ``default`` (19 against 10-12 frames/s on 2 cores).
-VIDEO_MODEL = "fast"
+#: The bundled model the video commands use unless told otherwise: the default, which
+#: predicts at its working size and runs on a second thread while this one decodes and
+#: encodes: 16.5-17.7 frames/s at 640x480 on 2 cores, as fast as ``fast`` (16.1-16.3) in
+#: the same runs (``python -m experiments.bench_video --model default``, 2026-12-03).
+VIDEO_MODEL = "default"
 
 #: Output file endings and the FFmpeg muxer each one gets.
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}

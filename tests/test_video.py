@@ -546,7 +546,7 @@ def test_cli_colorize_gives_videos_the_video_model_and_its_work_size(
     )
     from PIL import Image
 
-    from somcolor.paths import FAST_MODEL
+    from somcolor.paths import DEFAULT_MODEL
     from somcolor.predict import Predictor
 
     photo = tmp_path / "photo.png"
@@ -554,18 +554,20 @@ def test_cli_colorize_gives_videos_the_video_model_and_its_work_size(
     for args in (["--quiet"], ["--quiet", "--force", "--work-size", "64"]):
         out_dir = str(tmp_path / "o")
         assert main(["colorize", str(clip), str(photo), "--out-dir", out_dir, *args]) == 0
-    # without --model the video gets the bundled fast model, photos the default
-    fast = Predictor.from_file(FAST_MODEL).codebook
-    assert all(np.array_equal(m.codebook, fast) for m in used) and len(used) == 2
-    assert [m.work_size for m in used] == [None, 64]
+    # without --model the video gets the bundled video model (the default), photos too
+    video_model = Predictor.from_file(DEFAULT_MODEL)
+    codebook = video_model.codebook
+    assert all(np.array_equal(m.codebook, codebook) for m in used) and len(used) == 2
+    assert [m.work_size for m in used] == [video_model.work_size, 64]  # its own, then --work-size
+    assert video_model.work_size not in (None, 64)
     with Image.open(tmp_path / "o" / "photo.png") as im:
         assert im.size == (30, 20)
     used.clear()
     assert main(["colorize-video", str(clip), "-o", str(tmp_path / "v.mp4"), "-q"]) == 0
     assert main(["colorize", str(clip), "--model", str(tiny_model_path), "-q"]) == 0
     tiny = Predictor.from_file(tiny_model_path).codebook
-    assert np.array_equal(used[0].codebook, fast) and np.array_equal(used[1].codebook, tiny)
-    assert not np.array_equal(fast, tiny)
+    assert np.array_equal(used[0].codebook, codebook) and np.array_equal(used[1].codebook, tiny)
+    assert not np.array_equal(codebook, tiny)
 
 
 def test_cli_evaluate_video_compares_with_and_without_smoothing(tiny_model_path, tmp_path, capsys):
