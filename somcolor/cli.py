@@ -169,8 +169,37 @@ def _add_colorize(sub) -> None:
         metavar="FILE.png",
         help="colour strokes: an RGBA image of the input's size, opaque pixels (one input)",
     )
+    _add_reference(c)
     _add_work_size(c)
     c.set_defaults(func=cmd_colorize)
+
+
+def _add_reference(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reference",
+        action="append",
+        metavar="REF",
+        help="a colour photo to take the colours from (repeat for several): the model is "
+        "fitted to it once, then colours every input",
+    )
+
+
+def _adapted(model, references: list[str] | None, name: str):
+    """``model`` fitted to the ``--reference`` photos (itself without any); a model that
+    cannot be adapted, or a bad reference, is a one-line error before anything is written."""
+    if not references:
+        return model
+    if not hasattr(model, "adapt") or getattr(model, "out_activation", None) != "softmax":
+        raise SomcolorError(
+            f"{name}: --reference needs a SOM + MLP model with a softmax output; "
+            "this model cannot be adapted"
+        )
+    from .adapt import read_reference
+
+    images = [read_reference(r) for r in references]  # every file checked before fitting
+    adapted = model.adapt(images)
+    log.info("adapted %s to %d reference photo(s)", name, len(images))
+    return adapted
 
 
 def _check_destination(src: Path, dst: Path, force: bool) -> None:
@@ -215,6 +244,7 @@ def cmd_colorize(args) -> int:
         seen[key] = src
 
     model = _inference_model(model_path(args.model), args.work_size)
+    model = _adapted(model, args.reference, args.model or "default")
     if args.hints or args.scribbles:
         if len(files) != 1:
             _error(f"--hints and --scribbles take one input image, got {len(files)}")
@@ -232,7 +262,7 @@ def cmd_colorize(args) -> int:
 
                     video_model = (
                         model
-                        if args.model
+                        if args.model or args.reference
                         else _inference_model(model_path(VIDEO_MODEL), args.work_size)
                     )
                 _colorize_video_file(src, _video_output(dst, args), video_model, args)
@@ -412,6 +442,13 @@ def _add_colorize_video(sub) -> None:
     )
     v.add_argument("--flow", action="store_true", help="smooth along optical flow (slower)")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    v.add_argument(
+        "--reference",
+        action="append",
+        metavar="KEYFRAME",
+        help="a colour photo (e.g. one frame coloured by hand) to take the colours from: the "
+        "model (default: default) is fitted to it once, then colours the whole video",
+    )
     _add_work_size(v)
     v.set_defaults(func=cmd_colorize_video)
 
@@ -420,7 +457,10 @@ def cmd_colorize_video(args) -> int:
     from .paths import model_path
     from .video import VIDEO_MODEL
 
-    model = _inference_model(model_path(args.model or VIDEO_MODEL), args.work_size)
+    # "fast" predicts from the L patch alone; a reference adapts the context model.
+    name = args.model or (None if args.reference else VIDEO_MODEL)
+    model = _inference_model(model_path(name), args.work_size)
+    model = _adapted(model, args.reference, name or "default")
     _colorize_video_file(Path(args.input), Path(args.output), model, args)
     return 0
 
@@ -772,6 +812,13 @@ def cmd_info(args) -> int:
         f"{t.get('n_samples', '?')} pixels, {t.get('mlp_epochs', '?')} MLP epochs"
     )
     print(f"data:      {t.get('description') or '?'}")
+    if isinstance(t.get("adapted"), dict):
+        a = t["adapted"]
+        options = ", ".join(f"{k} {v}" for k, v in sorted(a.get("options", {}).items()))
+        print(
+            f"adapted:   to {a.get('n_references', '?')} reference photo(s), "
+            f"{a.get('n_samples', '?')} pixels, best epoch {a.get('best_epoch', '?')}; {options}"
+        )
     if "seconds" in t:
         secs = ", ".join(f"{k} {v:.1f} s" for k, v in t["seconds"].items())
         print(f"time:      {secs}")
@@ -798,6 +845,13 @@ def _info_cnn(model, meta: dict) -> None:
         f"{t.get('epochs', '?')} epochs, final loss {loss[-1]:.5f}"
     )
     print(f"data:      {t.get('description') or '?'}")
+    if isinstance(t.get("adapted"), dict):
+        a = t["adapted"]
+        options = ", ".join(f"{k} {v}" for k, v in sorted(a.get("options", {}).items()))
+        print(
+            f"adapted:   to {a.get('n_references', '?')} reference photo(s), "
+            f"{a.get('n_samples', '?')} pixels, best epoch {a.get('best_epoch', '?')}; {options}"
+        )
     print(
         f"time:      {sum(seconds) / len(seconds):.1f} s/epoch on {t.get('device', '?')} "
         f"({t.get('device_name', '?')}, {t.get('torch_threads', '?')} threads)"
