@@ -185,15 +185,18 @@ def _add_reference(parser: argparse.ArgumentParser) -> None:
 
 
 def _adapted(model, references: list[str] | None, name: str):
-    """``model`` fitted to the ``--reference`` photos (itself without any); a model that
-    cannot be adapted, or a bad reference, is a one-line error before anything is written."""
-    if not references:
+    """``model`` fitted to the ``--reference`` photos (itself for an empty list; for None,
+    only checked to be adaptable); a model that cannot be adapted, or a bad reference, is
+    a one-line error before anything is written."""
+    if references == []:
         return model
     if not hasattr(model, "adapt") or getattr(model, "out_activation", None) != "softmax":
         raise SomcolorError(
-            f"{name}: --reference needs a SOM + MLP model with a softmax output; "
-            "this model cannot be adapted"
+            f"{name}: this model cannot be adapted to a reference "
+            "(only a SOM + MLP model with a softmax output can)"
         )
+    if references is None:
+        return model
     from .adapt import read_reference
 
     images = [read_reference(r) for r in references]  # every file checked before fitting
@@ -244,7 +247,7 @@ def cmd_colorize(args) -> int:
         seen[key] = src
 
     model = _inference_model(model_path(args.model), args.work_size)
-    model = _adapted(model, args.reference, args.model or "default")
+    model = _adapted(model, args.reference or [], args.model or "default")
     if args.hints or args.scribbles:
         if len(files) != 1:
             _error(f"--hints and --scribbles take one input image, got {len(files)}")
@@ -429,6 +432,42 @@ def _colorize_video_file(src: Path, dst: Path, model, args) -> None:
         )
 
 
+def _add_adapt(sub) -> None:
+    a = sub.add_parser("adapt", help="fit a model to colour reference photos and save it")
+    a.add_argument("references", nargs="+", metavar="REF", help="colour photos")
+    a.add_argument("-o", "--output", required=True, help="the adapted model file (.npz)")
+    a.add_argument("--model", help="model to start from (default: default)")
+    a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    a.add_argument("--force", action="store_true", help="overwrite an existing output")
+    a.set_defaults(func=cmd_adapt)
+
+
+def cmd_adapt(args) -> int:
+    from .paths import model_path
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".npz":
+        raise SomcolorError(f"{out}: a model file ends in .npz")
+    if out.exists() and not args.force:
+        raise SomcolorError(f"{out}: output exists (use --force to overwrite)")
+    if out.is_dir():
+        raise SomcolorError(f"{out}: output is a folder")
+    path = model_path(args.model)
+    _adapted(_inference_model(path), None, args.model or "default")  # adaptable?
+    from .adapt import read_reference
+    from .pipeline import Colorizer
+
+    images = [read_reference(r) for r in args.references]
+    adapted = Colorizer.load(path).adapt(images, random_state=args.seed)
+    try:
+        adapted.save(out, overwrite=args.force)
+    except OSError as exc:
+        raise SomcolorError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    a = adapted.predictor().training_["adapted"]
+    print(f"{out}: adapted to {len(images)} reference photo(s) in {a['seconds']:.2f} s")
+    return 0
+
+
 def _add_colorize_video(sub) -> None:
     v = sub.add_parser("colorize-video", help="colorize a video (needs the video extra)")
     v.add_argument("input", metavar="INPUT")
@@ -460,7 +499,7 @@ def cmd_colorize_video(args) -> int:
     # "fast" predicts from the L patch alone; a reference adapts the context model.
     name = args.model or (None if args.reference else VIDEO_MODEL)
     model = _inference_model(model_path(name), args.work_size)
-    model = _adapted(model, args.reference, name or "default")
+    model = _adapted(model, args.reference or [], name or "default")
     _colorize_video_file(Path(args.input), Path(args.output), model, args)
     return 0
 
@@ -991,6 +1030,7 @@ COMMANDS = (
     _add_evaluate,
     _add_colorize_video,
     _add_evaluate_video,
+    _add_adapt,
     _add_serve,
 )
 

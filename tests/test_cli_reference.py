@@ -174,3 +174,24 @@ def test_colorize_video_bad_reference_writes_nothing(cli, files, clip, tmp_path,
         assert "is a video" in r.err
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+# ---------------------------------------------------------------------------- adapt
+def test_adapt_saves_the_model_the_api_gives(cli, files, tmp_path):
+    import somcolor
+
+    out = tmp_path / "adapted.npz"
+    r = cli("adapt", files["ref"], "-o", out)
+    assert r.code == 0, r.err
+    gray = read_image(files["gray"])
+    api = somcolor.load().adapt(read_image(files["ref"]))
+    np.testing.assert_array_equal(somcolor.load(out).colorize(gray), api.colorize(gray))
+    assert cli("adapt", files["ref"], "-o", out).code == EXIT_USAGE  # exists, no --force
+
+
+@pytest.mark.parametrize("name", ["gray", "junk", "missing"])
+def test_adapt_bad_reference_writes_no_model(cli, files, tmp_path, name):
+    out = tmp_path / "adapted.npz"
+    r = cli("adapt", files[name], "-o", out)
+    assert r.code == EXIT_USAGE and len(r.err_lines) == 1 and str(files[name]) in r.err
+    assert not out.exists()
