@@ -13,7 +13,11 @@ prints one row per target and writes ``experiments/results/bench_default.json``:
    the *stock floor*: Pillow decode + ``skimage.color.rgb2luv`` + ``luv2rgb`` in float32
    + Pillow encode of the same photo, timed inside its own process without its imports.
 3. ``video``: frames/s of ``experiments.bench_video`` at 640x480 with the model.
-4. ``strip``: a 1 x 80 000 strip beside a 283 x 283 image (the same pixel count): time
+4. ``reference``: colour from a reference photo: the model adapted to one 0.5 MP photo
+   (a BSDS500 photo enlarged to 866x577) and then colouring another 0.5 MP photo (in
+   gray), in-process (``model.adapt(ref).colorize(gray)``, median of ``--repeats``);
+   the issue's target is 3 s on 2 cores.
+5. ``strip``: a 1 x 80 000 strip beside a 283 x 283 image (the same pixel count): time
    must grow with pixels, not with the image's shape.
 
 Figures depend on the machine and on what else runs on it: the JSON records the load.
@@ -42,6 +46,8 @@ from somcolor.paths import RESULTS_DIR
 
 PHOTO = "test/100007.jpg"
 TWELVE_MP = (3000, 4000)  #: rows, columns
+REFERENCE = ("test/100039.jpg", PHOTO)  #: the reference, then the photo coloured
+HALF_MP = (577, 866)  #: rows, columns: 0.5 MP
 STRIP = (1, 80_000)
 SQUARE = (283, 283)
 
@@ -212,6 +218,37 @@ def row_video(model_name: str) -> dict:
     }
 
 
+def _half_mp(name: str) -> np.ndarray:
+    """A BSDS500 photo enlarged (bicubic) to 0.5 MP, landscape, as RGB uint8."""
+    photo = Image.open(datasets.DATASETS["bsds500"].root / name).convert("RGB")
+    if photo.height > photo.width:
+        photo = photo.transpose(Image.Transpose.ROTATE_90)
+    return np.asarray(photo.resize(HALF_MP[::-1], Image.Resampling.BICUBIC))
+
+
+def row_reference(model, repeats: int) -> dict:
+    """Adapt to one 0.5 MP reference, then colour a 0.5 MP gray photo."""
+    reference = _half_mp(REFERENCE[0])
+    gray = _half_mp(REFERENCE[1]).mean(axis=2).astype(np.uint8)
+    timings = {}
+
+    def both():
+        t0 = time.perf_counter()
+        adapted = model.adapt(reference)
+        t1 = time.perf_counter()
+        adapted.colorize(gray)
+        timings.setdefault("adapt", []).append(t1 - t0)
+        timings.setdefault("colorize", []).append(time.perf_counter() - t1)
+
+    seconds = median_time(both, repeats)
+    return {
+        "shape": list(HALF_MP),
+        "seconds": seconds,
+        "adapt_seconds": statistics.median(timings["adapt"][1:]),
+        "colorize_seconds": statistics.median(timings["colorize"][1:]),
+    }
+
+
 def row_strip(model, repeats: int) -> dict:
     rng = np.random.default_rng(0)
     strip = rng.integers(0, 256, STRIP, dtype=np.uint8)
@@ -264,6 +301,12 @@ def _print_rows(rows: dict) -> None:
             f"video {v['size']}: {v['frames_per_s']:.2f} frames/s; "
             f"ms/frame {v['stage_ms_per_frame']}"
         )
+    r = rows.get("reference")
+    if r:
+        print(
+            f"reference 866x577 -> colour 866x577: {r['seconds']:.2f} s "
+            f"(adapt {r['adapt_seconds']:.2f} s + colour {r['colorize_seconds']:.2f} s)"
+        )
     s = rows.get("strip")
     if s:
         print(
@@ -277,7 +320,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="default", help="bundled model name or model file")
     p.add_argument("--repeats", type=int, default=5, help="runs per timing (median)")
     p.add_argument(
-        "--skip", action="append", default=[], choices=["photo", "12mp", "video", "strip"]
+        "--skip",
+        action="append",
+        default=[],
+        choices=["photo", "12mp", "video", "strip", "reference"],
     )
     p.add_argument("--out", default=str(RESULTS_DIR / "bench_default.json"))
     args = p.parse_args(argv)
@@ -286,6 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="somcolor-bench-") as tmp:
         if "photo" not in args.skip:
             rows["photo"] = row_photo(model, args.repeats)
+        if "reference" not in args.skip:
+            rows["reference"] = row_reference(model, args.repeats)
         if "strip" not in args.skip:
             rows["strip"] = row_strip(model, max(1, args.repeats // 2))
         if "12mp" not in args.skip:

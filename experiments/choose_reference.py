@@ -29,6 +29,8 @@ from somcolor.io import read_image
 #: The candidates: AdaptParams overrides (an empty dict: the chosen defaults).
 CANDIDATES: dict[str, dict] = {
     "chosen": {},
+    "keep-codebook": {"codebook": "keep"},
+    "som-codebook": {"codebook": "som"},
     "no-anchor": {"anchor": 0.0},
     "strong-anchor": {"anchor": 1e-1},
     "prior-0.5": {"prior": 0.5},

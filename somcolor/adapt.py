@@ -11,17 +11,23 @@ half in gray the target):
 
 1. **sample** each reference at the model's working size, as
    :meth:`Colorizer.build_dataset <somcolor.pipeline.Colorizer.build_dataset>` does: the
-   same features (L patch, coarse scales, position); the label of a pixel is the code of
-   the model's codebook nearest to its UV (the codebook is kept, so the output keeps the
-   model's palette and its columns);
-2. **hold out** whole spatial blocks of each reference (a grid of ``blocks x blocks``,
+   same features (L patch, coarse scales, position);
+2. **a palette from the reference's chroma** (``codebook``): by default ("refine") the
+   model's codes are moved towards the reference's own UV by a few Lloyd (k-means)
+   steps from where they are (:func:`refine_palette`; a code no pixel is nearest to
+   keeps its UV), so each network column keeps its meaning but the output takes the
+   reference's colours; "som" trains a SOM on the reference's UV from the model's codes
+   instead (:func:`som_palette`), "keep" keeps the model's palette. The label of a pixel
+   is the code of that palette nearest to its UV; the adapted model carries the new
+   codebook (it is saved in its model file);
+3. **hold out** whole spatial blocks of each reference (a grid of ``blocks x blocks``,
    ``holdout`` of them drawn at random) for early stopping;
-3. **fine-tune** the network *warm-started* from the model's weights: a few epochs of
+4. **fine-tune** the network *warm-started* from the model's weights: a few epochs of
    mini-batch Adam on the cross-entropy (a small numpy trainer over the network's
    arrays, :func:`_train`), with an L2 pull towards the starting weights; the epoch with
    the lowest held-out loss is kept, the starting weights included, so a reference whose
-   held-out blocks the start already predicts best leaves the model as it was;
-4. optionally a **prior**: the reference's code histogram (smoothed), raised to
+   held-out blocks the start already predicts best leaves the network as it was;
+5. optionally a **prior**: the reference's code histogram (smoothed), raised to
    ``prior``, multiplied into the probabilities (folded into the output layer's biases:
    ``softmax(z + prior * log p)`` is ``softmax(z) * p ** prior``, renormalised).
 
@@ -39,6 +45,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .color import rgb_to_luv, split_luv, to_float_rgb
 from .exceptions import ImageReadError, SomcolorError
@@ -55,6 +62,11 @@ log = logging.getLogger(__name__)
 GRAY_FRACTION = 0.01
 #: The chroma below which a pixel counts as gray (JPEG noise on a gray photo stays under 2).
 GRAY_CHROMA = 4.0
+#: The choices of :attr:`AdaptParams.codebook`.
+CODEBOOKS = ("refine", "keep", "som")
+#: Steps of the "som" palette's training, and its neighbourhood radius (in codes).
+SOM_ITERATIONS = 5000
+SOM_SIGMA = 1.0
 
 
 @dataclass(frozen=True)
@@ -80,10 +92,28 @@ class AdaptParams:
     holdout: float = 0.2
     #: Exponent of the reference's code histogram multiplied into the probabilities (0: none).
     prior: float = 0.0
+    #: The palette of the adapted model: "refine" (the model's codes moved to the
+    #: reference's own chroma by :func:`refine_palette`), "keep" (the model's codes as
+    #: they are) or "som" (a SOM trained on the reference's UV from the model's codes,
+    #: :func:`som_palette`).
+    codebook: str = "refine"
+    #: Lloyd (k-means) steps of "refine".
+    refine_steps: int = 5
 
     def check(self) -> AdaptParams:
         """Refuse values out of range, in one line saying what was expected."""
-        ints = {"pixels": 1, "epochs": 0, "patience": 1, "batch_size": 1, "blocks": 2}
+        if self.codebook not in CODEBOOKS:
+            raise SomcolorError(
+                f"adapt: codebook must be one of {list(CODEBOOKS)}, got {self.codebook!r}"
+            )
+        ints = {
+            "pixels": 1,
+            "epochs": 0,
+            "patience": 1,
+            "batch_size": 1,
+            "blocks": 2,
+            "refine_steps": 0,
+        }
         for name, low in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
@@ -226,6 +256,55 @@ def nearest_column(uv: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return np.argmin(d, axis=1)
 
 
+def refine_palette(uv: np.ndarray, palette: np.ndarray, steps: int) -> np.ndarray:
+    """``palette`` (n_codes, 2) moved towards the chroma ``uv`` (n, 2) by ``steps``
+    Lloyd (k-means) steps: each code goes to the mean UV of the pixels nearest to it;
+    a code no pixel is nearest to stays where it is.
+
+    >>> uv = np.array([[1.0, 0], [3, 0], [20, 2]])
+    >>> refine_palette(uv, np.array([[0.0, 0], [10, 0], [-9, 9]]), 2)
+    array([[ 2.,  0.],
+           [20.,  2.],
+           [-9.,  9.]])
+    """
+    palette = np.array(palette, dtype=np.float64)
+    uv = np.asarray(uv, np.float64)
+    for _ in range(steps):
+        labels = nearest_column(uv, palette)
+        counts = np.bincount(labels, minlength=len(palette))
+        moved = counts > 0
+        for c in range(2):
+            sums = np.bincount(labels, weights=uv[:, c], minlength=len(palette))
+            palette[moved, c] = sums[moved] / counts[moved]
+    return palette
+
+
+def som_palette(uv: np.ndarray, codebook: np.ndarray, shape: tuple[int, int], seed: int):
+    """A SOM of ``shape`` (rows, cols) trained on the chroma ``uv`` (n, 2), its weights
+    starting from ``codebook`` (rows * cols, 2), in units of the chroma's standard
+    deviation; returns the trained codebook in UV."""
+    from minisom import MiniSom  # training code, imported only here
+
+    rows, cols = shape
+    uv = np.asarray(uv, np.float64)
+    mean = uv.mean(axis=0)
+    scale = uv.std(axis=0)
+    scale = np.where(scale > 0, scale, 1.0)
+    som = MiniSom(
+        rows,
+        cols,
+        2,
+        sigma=SOM_SIGMA,
+        learning_rate=0.5,
+        decay_function="inverse_decay_to_zero",
+        neighborhood_function="gaussian",
+        random_seed=seed,
+    )
+    som._weights = ((codebook - mean) / scale).reshape(rows, cols, 2).copy()
+    som.train((uv - mean) / scale, SOM_ITERATIONS, random_order=True)
+    return som.get_weights().reshape(rows * cols, 2) * scale + mean
+
+
 # ---------------------------------------------------------------------------- training
 def _loss(X, y, coefs, intercepts) -> float:
     """Mean cross-entropy of the network on standardized rows ``X`` with labels ``y``."""
@@ -346,12 +425,29 @@ def adapt(predictor, references, *, random_state=0, **options):
     images = [_as_rgb(item, i)[0] for i, item in enumerate(references_list(references))]
     rng = np.random.default_rng(np.random.SeedSequence(random_state))
     X, uv, held = _sample(predictor, images, params, rng)
-    palette = predictor.codebook[predictor.classes]
+    codebook = predictor.codebook.copy()
+    if params.codebook == "som":
+        seed = int(rng.integers(2**31 - 1))
+        codebook = som_palette(uv, codebook, tuple(predictor.config["som_shape"]), seed)
+    palette = codebook[predictor.classes]
+    if params.codebook == "refine":
+        palette = refine_palette(uv, palette, params.refine_steps)
+        codebook[predictor.classes] = palette
     y = nearest_column(uv, palette)
     Xs = ((X - predictor.mean) / predictor.scale).astype(np.float32)
-    coefs, intercepts, curve = _train(
-        Xs[~held], y[~held], Xs[held], y[held], predictor.coefs, predictor.intercepts, params, rng
-    )
+    # The batches' matrix products are small: one BLAS thread is faster than several
+    # (which spin and wait on each other, the more so on a busy machine).
+    with threadpool_limits(1, "blas"):
+        coefs, intercepts, curve = _train(
+            Xs[~held],
+            y[~held],
+            Xs[held],
+            y[held],
+            predictor.coefs,
+            predictor.intercepts,
+            params,
+            rng,
+        )
     counts = np.bincount(y, minlength=len(palette))
     if params.prior > 0:
         prior = (counts + 1.0) / (counts.sum() + len(palette))
@@ -382,7 +478,7 @@ def adapt(predictor, references, *, random_state=0, **options):
     metadata = {**predictor.metadata_, "training": training}
     return Predictor(
         config=predictor.config,
-        codebook=predictor.codebook.copy(),
+        codebook=codebook,
         classes=predictor.classes.copy(),
         mean=predictor.mean.copy(),
         scale=predictor.scale.copy(),

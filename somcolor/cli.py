@@ -169,8 +169,40 @@ def _add_colorize(sub) -> None:
         metavar="FILE.png",
         help="colour strokes: an RGBA image of the input's size, opaque pixels (one input)",
     )
+    _add_reference(c)
     _add_work_size(c)
     c.set_defaults(func=cmd_colorize)
+
+
+def _add_reference(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reference",
+        action="append",
+        metavar="REF",
+        help="a colour photo to take the colours from (repeat for several): the model is "
+        "fitted to it once, then colours every input",
+    )
+
+
+def _adapted(model, references: list[str] | None, name: str):
+    """``model`` fitted to the ``--reference`` photos (itself for an empty list; for None,
+    only checked to be adaptable); a model that cannot be adapted, or a bad reference, is
+    a one-line error before anything is written."""
+    if references == []:
+        return model
+    if not hasattr(model, "adapt") or getattr(model, "out_activation", None) != "softmax":
+        raise SomcolorError(
+            f"{name}: this model cannot be adapted to a reference "
+            "(only a SOM + MLP model with a softmax output can)"
+        )
+    if references is None:
+        return model
+    from .adapt import read_reference
+
+    images = [read_reference(r) for r in references]  # every file checked before fitting
+    adapted = model.adapt(images)
+    log.info("adapted %s to %d reference photo(s)", name, len(images))
+    return adapted
 
 
 def _check_destination(src: Path, dst: Path, force: bool) -> None:
@@ -215,6 +247,7 @@ def cmd_colorize(args) -> int:
         seen[key] = src
 
     model = _inference_model(model_path(args.model), args.work_size)
+    model = _adapted(model, args.reference or [], args.model or "default")
     if args.hints or args.scribbles:
         if len(files) != 1:
             _error(f"--hints and --scribbles take one input image, got {len(files)}")
@@ -232,7 +265,7 @@ def cmd_colorize(args) -> int:
 
                     video_model = (
                         model
-                        if args.model
+                        if args.model or args.reference
                         else _inference_model(model_path(VIDEO_MODEL), args.work_size)
                     )
                 _colorize_video_file(src, _video_output(dst, args), video_model, args)
@@ -399,6 +432,42 @@ def _colorize_video_file(src: Path, dst: Path, model, args) -> None:
         )
 
 
+def _add_adapt(sub) -> None:
+    a = sub.add_parser("adapt", help="fit a model to colour reference photos and save it")
+    a.add_argument("references", nargs="+", metavar="REF", help="colour photos")
+    a.add_argument("-o", "--output", required=True, help="the adapted model file (.npz)")
+    a.add_argument("--model", help="model to start from (default: default)")
+    a.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    a.add_argument("--force", action="store_true", help="overwrite an existing output")
+    a.set_defaults(func=cmd_adapt)
+
+
+def cmd_adapt(args) -> int:
+    from .paths import model_path
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".npz":
+        raise SomcolorError(f"{out}: a model file ends in .npz")
+    if out.exists() and not args.force:
+        raise SomcolorError(f"{out}: output exists (use --force to overwrite)")
+    if out.is_dir():
+        raise SomcolorError(f"{out}: output is a folder")
+    path = model_path(args.model)
+    _adapted(_inference_model(path), None, args.model or "default")  # adaptable?
+    from .adapt import read_reference
+    from .pipeline import Colorizer
+
+    images = [read_reference(r) for r in args.references]
+    adapted = Colorizer.load(path).adapt(images, random_state=args.seed)
+    try:
+        adapted.save(out, overwrite=args.force)
+    except OSError as exc:
+        raise SomcolorError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    a = adapted.predictor().training_["adapted"]
+    print(f"{out}: adapted to {len(images)} reference photo(s) in {a['seconds']:.2f} s")
+    return 0
+
+
 def _add_colorize_video(sub) -> None:
     v = sub.add_parser("colorize-video", help="colorize a video (needs the video extra)")
     v.add_argument("input", metavar="INPUT")
@@ -412,6 +481,13 @@ def _add_colorize_video(sub) -> None:
     )
     v.add_argument("--flow", action="store_true", help="smooth along optical flow (slower)")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    v.add_argument(
+        "--reference",
+        action="append",
+        metavar="KEYFRAME",
+        help="a colour photo (e.g. one frame coloured by hand) to take the colours from: the "
+        "model (default: default) is fitted to it once, then colours the whole video",
+    )
     _add_work_size(v)
     v.set_defaults(func=cmd_colorize_video)
 
@@ -420,7 +496,10 @@ def cmd_colorize_video(args) -> int:
     from .paths import model_path
     from .video import VIDEO_MODEL
 
-    model = _inference_model(model_path(args.model or VIDEO_MODEL), args.work_size)
+    # "fast" predicts from the L patch alone; a reference adapts the context model.
+    name = args.model or (None if args.reference else VIDEO_MODEL)
+    model = _inference_model(model_path(name), args.work_size)
+    model = _adapted(model, args.reference or [], name or "default")
     _colorize_video_file(Path(args.input), Path(args.output), model, args)
     return 0
 
@@ -772,6 +851,13 @@ def cmd_info(args) -> int:
         f"{t.get('n_samples', '?')} pixels, {t.get('mlp_epochs', '?')} MLP epochs"
     )
     print(f"data:      {t.get('description') or '?'}")
+    if isinstance(t.get("adapted"), dict):
+        a = t["adapted"]
+        options = ", ".join(f"{k} {v}" for k, v in sorted(a.get("options", {}).items()))
+        print(
+            f"adapted:   to {a.get('n_references', '?')} reference photo(s), "
+            f"{a.get('n_samples', '?')} pixels, best epoch {a.get('best_epoch', '?')}; {options}"
+        )
     if "seconds" in t:
         secs = ", ".join(f"{k} {v:.1f} s" for k, v in t["seconds"].items())
         print(f"time:      {secs}")
@@ -798,6 +884,13 @@ def _info_cnn(model, meta: dict) -> None:
         f"{t.get('epochs', '?')} epochs, final loss {loss[-1]:.5f}"
     )
     print(f"data:      {t.get('description') or '?'}")
+    if isinstance(t.get("adapted"), dict):
+        a = t["adapted"]
+        options = ", ".join(f"{k} {v}" for k, v in sorted(a.get("options", {}).items()))
+        print(
+            f"adapted:   to {a.get('n_references', '?')} reference photo(s), "
+            f"{a.get('n_samples', '?')} pixels, best epoch {a.get('best_epoch', '?')}; {options}"
+        )
     print(
         f"time:      {sum(seconds) / len(seconds):.1f} s/epoch on {t.get('device', '?')} "
         f"({t.get('device_name', '?')}, {t.get('torch_threads', '?')} threads)"
@@ -937,6 +1030,7 @@ COMMANDS = (
     _add_evaluate,
     _add_colorize_video,
     _add_evaluate_video,
+    _add_adapt,
     _add_serve,
 )
 
