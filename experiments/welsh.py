@@ -50,9 +50,9 @@ def _check_target(gray_or_L) -> np.ndarray:
     if arr.dtype.kind == "f":
         if arr.ndim != 2:
             raise SomcolorError(f"welsh: a float target must be an (H, W) L array, got {arr.shape}")
-        if not np.all(np.isfinite(arr)) or arr.min() < 0 or arr.max() > 100:
+        if not np.all(np.isfinite(arr)) or arr.min() < -0.01 or arr.max() > 100.01:
             raise SomcolorError("welsh: a float target is an L array, expected values in 0..100")
-        return arr.astype(np.float32)
+        return np.clip(arr, 0.0, 100.0).astype(np.float32)
     if arr.dtype not in (np.uint8, np.uint16):
         raise SomcolorError(f"welsh: expected uint8, uint16 or float, got dtype {arr.dtype}")
     return luminance(arr)
@@ -93,6 +93,33 @@ def jittered_grid(shape: tuple[int, int], samples: int, rng: np.random.Generator
     return (r * w + c).ravel()
 
 
+def welsh_uv(L, reference_rgb, *, samples: int = 200, seed: int = 0) -> np.ndarray:
+    """The chroma :func:`welsh` gives an L array (float (H, W) in 0..100): float32 (H, W, 2).
+
+    The same checks and result as :func:`welsh`, before joining with L (what
+    :func:`somcolor.evaluate.evaluate_image` scores).
+    """
+    if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 1:
+        raise SomcolorError(f"welsh: samples must be a positive integer, got {samples!r}")
+    L_t = _check_target(L)
+    ref = _check_reference(reference_rgb)
+    L_r, uv_r = split_luv(rgb_to_luv(to_float_rgb(ref)))
+    L_r = np.asarray(L_r, dtype=np.float64)
+    mean_t, std_t = float(L_t.mean()), float(L_t.std())
+    mean_r, std_r = float(L_r.mean()), float(L_r.std())
+    scale = std_t / std_r if std_r > 1e-6 else 1.0
+    L_r = (L_r - mean_r) * scale + mean_t
+
+    rng = np.random.default_rng(seed)
+    idx = jittered_grid(L_r.shape, samples, rng)
+    wl, ws = np.sqrt(WEIGHTS)
+    feat_r = np.column_stack([wl * L_r.ravel()[idx], ws * local_std(L_r).ravel()[idx]])
+    feat_t = np.column_stack([wl * L_t.ravel(), ws * local_std(L_t).ravel()])
+    _, nearest = cKDTree(feat_r).query(feat_t, k=1)
+    uv = uv_r.reshape(-1, 2)[idx][nearest].reshape(*L_t.shape, 2)
+    return uv.astype(np.float32)
+
+
 def welsh(gray_or_L, reference_rgb, *, samples: int = 200, seed: int = 0) -> np.ndarray:
     """Colour ``gray_or_L`` from ``reference_rgb`` (Welsh et al. 2002, global matching).
 
@@ -117,22 +144,5 @@ def welsh(gray_or_L, reference_rgb, *, samples: int = 200, seed: int = 0) -> np.
     SomcolorError
         A target or reference of the wrong shape or dtype, or ``samples < 1``.
     """
-    if isinstance(samples, bool) or not isinstance(samples, int | np.integer) or samples < 1:
-        raise SomcolorError(f"welsh: samples must be a positive integer, got {samples!r}")
-    L_t = _check_target(gray_or_L)
-    ref = _check_reference(reference_rgb)
-    L_r, uv_r = split_luv(rgb_to_luv(to_float_rgb(ref)))
-    L_r = np.asarray(L_r, dtype=np.float64)
-    mean_t, std_t = float(L_t.mean()), float(L_t.std())
-    mean_r, std_r = float(L_r.mean()), float(L_r.std())
-    scale = std_t / std_r if std_r > 1e-6 else 1.0
-    L_r = (L_r - mean_r) * scale + mean_t
-
-    rng = np.random.default_rng(seed)
-    idx = jittered_grid(L_r.shape, samples, rng)
-    wl, ws = np.sqrt(WEIGHTS)
-    feat_r = np.column_stack([wl * L_r.ravel()[idx], ws * local_std(L_r).ravel()[idx]])
-    feat_t = np.column_stack([wl * L_t.ravel(), ws * local_std(L_t).ravel()])
-    _, nearest = cKDTree(feat_r).query(feat_t, k=1)
-    uv = uv_r.reshape(-1, 2)[idx][nearest].reshape(*L_t.shape, 2)
-    return compose(L_t, uv.astype(np.float32))[0]
+    uv = welsh_uv(gray_or_L, reference_rgb, samples=samples, seed=seed)
+    return compose(_check_target(gray_or_L), uv)[0]

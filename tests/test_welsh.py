@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experiments.welsh import jittered_grid, local_std, welsh
-from somcolor.color import luminance, rgb_to_luv, split_luv, to_float_rgb
+from experiments.welsh import jittered_grid, local_std, welsh, welsh_uv
+from somcolor.color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
 from somcolor.exceptions import SomcolorError
 
 RED = (200, 60, 50)
@@ -93,3 +93,11 @@ def test_bad_input_is_refused_in_one_line(target, ref, samples):
     with pytest.raises(SomcolorError, match="welsh") as err:
         welsh(target, ref, samples=samples)
     assert "\n" not in str(err.value)
+
+
+def test_welsh_is_its_chroma_joined_with_the_targets_L():
+    ref = _two_regions()
+    L = luminance(np.tile(np.linspace(20, 230, 30).astype(np.uint8), (10, 1)))
+    uv = welsh_uv(L, ref)
+    assert uv.shape == (10, 30, 2) and uv.dtype == np.float32
+    np.testing.assert_array_equal(welsh(L, ref), compose(L, uv)[0])
