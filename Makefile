@@ -24,7 +24,7 @@ FAST_MODEL := somcolor/models/fast.npz
 FAST_ARGS  := --som 3x3 --patch 5 --hidden 50,50 --pixels-per-image 2500 --seed 0 \
               --description "BSDS500 train+test (400 photos, 481x321) from data/raw/bsds500"
 
-.PHONY: help install install-core demo data model model-fast test lint smoke bench clean table1 table2 fig8 fig9 fig10 paper compare compare-cnn hints-curve
+.PHONY: help install install-core demo data model model-fast test lint smoke bench clean table1 table2 fig8 fig9 fig10 paper compare compare-cnn hints-curve reference-eval
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -92,6 +92,14 @@ $(COMPARE_CNN): experiments/compare_cnn.py $(wildcard somcolor/*.py) $(wildcard 
 
 hints-curve: $(STAMP) ## the colour-hints curve: somcolor with N hints vs Levin alone
 	$(BIN)/python -m experiments.hints_curve
+
+# Colour from a reference photo (docs/reference.md): automatic default vs Welsh et al. 2002 vs
+# the default adapted to the reference, on three protocols (halves, same class, film).
+REFERENCE_EVAL := experiments/results/reference_eval.md
+reference-eval: $(REFERENCE_EVAL) ## colour from a reference: default vs Welsh 2002 vs adapted, three protocols
+
+$(REFERENCE_EVAL): experiments/reference_eval.py experiments/welsh.py $(wildcard somcolor/*.py) | $(STAMP)
+	$(BIN)/python -m experiments.reference_eval --out $@
 
 # The paper's tables and figures (docs/reproduction.md): each result file is remade only when
 # its config, the experiment code or the package code changed; grid cells already computed and
