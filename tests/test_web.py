@@ -463,8 +463,8 @@ def test_serve_command_runs_uvicorn_on_the_app(monkeypatch, capsys, tiny_model_p
 
     calls = {}
 
-    def fake_run(app, host, port, log_level):
-        calls.update(app=app, host=host, port=port)
+    def fake_run(app, host, port, log_level, proxy_headers):
+        calls.update(app=app, host=host, port=port, proxy_headers=proxy_headers)
         with TestClient(app, base_url=f"http://{host}:{port}") as c:
             calls["config"] = c.get("/api/config").json()
 
@@ -472,6 +472,7 @@ def test_serve_command_runs_uvicorn_on_the_app(monkeypatch, capsys, tiny_model_p
     code = main(["serve", "--port", "8123", "--model", str(tiny_model_path), "--max-jobs", "4"])
     assert code == 0
     assert calls["host"] == "127.0.0.1" and calls["port"] == 8123
+    assert calls["proxy_headers"] is False  # the rate limit trusts only the socket address
     assert calls["config"]["limits"]["max_jobs"] == 4
     assert calls["config"]["models"][0]["label"] == "tiny.npz"
     assert "serving http://127.0.0.1:8123/" in capsys.readouterr().out
