@@ -956,6 +956,16 @@ SERVE_LIMITS = (
     ("--max-video-seconds", "max_video_seconds", 1, "seconds of video a job may hold"),
     ("--job-timeout", "job_timeout_s", 1, "seconds of wall time a video job may run"),
     ("--max-result-mb", "max_result_bytes", MIB, "largest video result in MiB"),
+    ("--hint-workers", "hint_workers", 1, "worker processes holding hint sessions"),
+    ("--max-hint-sessions", "max_hint_sessions", 1, "hint sessions held; more close the oldest"),
+    ("--max-hint-session-mb", "max_hint_session_bytes", MIB, "MiB all hint sessions may hold"),
+    ("--hint-session-ttl", "hint_session_ttl_s", 1, "seconds a hint session may sit unused (410)"),
+    ("--hint-timeout", "hint_timeout_s", 1, "seconds one hint request may take (503)"),
+    ("--max-hints", "max_hints", 1, "hints one request may carry; more get 422"),
+    ("--preview-side", "preview_side", 1, "long side of a hint preview in pixels"),
+    ("--rate-per-minute", "rate_per_minute", 1, "/api/ requests per client address a minute"),
+    ("--rate-burst", "rate_burst", 1, "/api/ requests one address may send at once"),
+    ("--rate-clients", "rate_clients", 1, "client addresses tracked for the rate limit"),
 )
 
 
@@ -1015,7 +1025,9 @@ def cmd_serve(args) -> int:
         )
     print(f"somcolor: serving http://{host}:{args.port}/ (Ctrl-C to stop)", flush=True)
     log_level = "info" if args.verbose else "warning"
-    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level)
+    # proxy_headers=False: the rate limit counts the socket's peer address, and a client
+    # must not be able to choose it by sending X-Forwarded-For.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, proxy_headers=False)
     return 0
 
 

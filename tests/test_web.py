@@ -463,15 +463,21 @@ def test_serve_command_runs_uvicorn_on_the_app(monkeypatch, capsys, tiny_model_p
 
     calls = {}
 
-    def fake_run(app, host, port, log_level):
-        calls.update(app=app, host=host, port=port)
+    def fake_run(app, host, port, log_level, proxy_headers):
+        calls.update(app=app, host=host, port=port, proxy_headers=proxy_headers)
         with TestClient(app, base_url=f"http://{host}:{port}") as c:
             calls["config"] = c.get("/api/config").json()
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
-    code = main(["serve", "--port", "8123", "--model", str(tiny_model_path), "--max-jobs", "4"])
+    argv = ["serve", "--port", "8123", "--model", str(tiny_model_path), "--max-jobs", "4"]
+    argv += ["--max-hints", "7", "--max-hint-session-mb", "64", "--rate-burst", "9"]
+    code = main(argv)
     assert code == 0
     assert calls["host"] == "127.0.0.1" and calls["port"] == 8123
+    limits = calls["config"]["limits"]
+    assert (limits["max_hints"], limits["max_hint_session_bytes"]) == (7, 64 << 20)
+    assert limits["rate_burst"] == 9 and limits["rate_per_minute"] == 120
+    assert calls["proxy_headers"] is False  # the rate limit trusts only the socket address
     assert calls["config"]["limits"]["max_jobs"] == 4
     assert calls["config"]["models"][0]["label"] == "tiny.npz"
     assert "serving http://127.0.0.1:8123/" in capsys.readouterr().out

@@ -6,6 +6,7 @@ colour hints or a reference photo if wanted.
 need the ``video`` extra. The modules, in request order:
 
 * :mod:`.settings`: the limits and their defaults (imports nothing from the extra);
+* :mod:`.ratelimit`: requests per client address, a token bucket each (nor this);
 * :mod:`.uploads`: streaming uploads into a private folder, identifying them by content;
 * :mod:`.jobs`: background video jobs, bounded and expiring;
 * :mod:`.workers`: the worker processes that colorize photos and hold hint sessions;

@@ -36,7 +36,8 @@ method (``method_not_allowed``), 408 an upload that stalls or takes too long, 40
 not done, 410 expired job or closed hint session (``session_expired``), 413 upload,
 photo or JSON body too large, 415 not a photo/video (judged by content) or a body that
 is not JSON, 422 corrupt file, bad option, bad hints (``bad_hints``) or a gray
-reference (``bad_reference``), 429 too busy, 501 no video or reference support, 503
+reference (``bad_reference``), 429 too busy or too many requests from one address
+(``rate_limited``, with ``Retry-After``), 501 no video or reference support, 503
 the upload cannot be stored or a photo or hint request took longer than its deadline
 (``timeout``), and 500 (code ``internal``) for a bug.
 Uploads go to a private folder (mode 0700) under generated names and are deleted as
@@ -53,9 +54,11 @@ in frames, duration, wall time and output size, their frames colorized one at a 
 across jobs (each call already uses every core, and numba's fallback "workqueue"
 threading layer aborts the process when two threads enter a parallel loop at once).
 
-Requests must name this server in ``Host`` (DNS rebinding), and ``POST``/``DELETE``
-requests that carry an ``Origin`` (or ``Sec-Fetch-Site``) must come from the page
-itself (another site's form or script cannot drive a visitor's local server).
+Requests to ``/api/`` are limited per client address (a token bucket, :mod:`.ratelimit`;
+polling a job's state is not counted). Requests must name this server in ``Host`` (DNS
+rebinding), and ``POST``/``DELETE`` requests that carry an ``Origin`` (or
+``Sec-Fetch-Site``) must come from the page itself (another site's form or script
+cannot drive a visitor's local server).
 """
 
 from __future__ import annotations
@@ -82,6 +85,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
         name=exc.name,
     ) from exc
 
+from .ratelimit import RateLimiter, retry_after
 from .routes import ROUTERS, STATIC_DIR
 from .server import Server
 from .settings import Limits, trusted_hosts
@@ -178,9 +182,48 @@ def _same_origin(headers: dict[str, str], host_header: str) -> bool:
     return parts.scheme in ("http", "https") and parts.netloc == host_header.strip().lower()
 
 
-async def _refuse(send, status: int, code: str, message: str) -> None:
+def _is_job_poll(method: str, path: str) -> bool:
+    """``GET /api/jobs/{id}``: a job's state, which the page asks for twice a second."""
+    parts = path.split("/")
+    return method in ("GET", "HEAD") and len(parts) == 4 and parts[1:3] == ["api", "jobs"]
+
+
+class _RateLimit:
+    """Pure ASGI middleware: requests to ``/api/`` per client, by socket address.
+
+    Each request under ``/api/`` takes a token from its client's bucket
+    (:class:`~.ratelimit.RateLimiter`), except polling a job's state
+    (``GET /api/jobs/{id}``: a lookup, asked twice a second while a video runs); an
+    empty bucket answers 429 (``rate_limited``) with ``Retry-After``. The page and
+    its static files are not counted. The client is the peer address of the
+    connection, never a forwarding header.
+    """
+
+    def __init__(self, app, limiter: RateLimiter):
+        self.app = app
+        self.limiter = limiter
+
+    async def __call__(self, scope, receive, send):
+        path = scope.get("path", "")
+        if (
+            scope["type"] == "http"
+            and path.startswith("/api/")
+            and not _is_job_poll(scope["method"], path)
+        ):
+            client = scope.get("client")
+            wait = self.limiter.take(client[0] if client else "")
+            if wait > 0:
+                message = "too many requests from this address: try again in a few seconds"
+                extra = [(b"retry-after", retry_after(wait).encode())]
+                await _refuse(send, 429, "rate_limited", message, extra)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send, status: int, code: str, message: str, extra=()) -> None:
     body = json.dumps({"detail": message, "code": code}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    headers += list(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -292,6 +335,10 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.server = Server(model_path, models_dir, limits, workdir)
+    app.state.rate_limiter = RateLimiter(
+        limits.rate_per_minute, limits.rate_burst, limits.rate_clients
+    )
+    app.add_middleware(_RateLimit, limiter=app.state.rate_limiter)
     app.add_middleware(_OriginGuard, hosts=trusted_hosts(host, allowed_hosts))
     app.add_middleware(_SecurityHeaders)  # added last: outermost, so on refusals too
     app.add_exception_handler(UploadError, _refused)

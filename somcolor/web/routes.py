@@ -82,8 +82,20 @@ class Suggestions(BaseModel):
     colors: list[SuggestedColor]
 
 
-def _errors(*statuses: int) -> dict:
-    return {s: {"model": ErrorBody} for s in statuses}
+#: Every counted ``/api/`` route may answer this (:mod:`.ratelimit`).
+RATE_LIMITED = {
+    "model": ErrorBody,
+    "description": "Too many requests from this address (code `rate_limited`), or too busy",
+    "headers": {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}},
+}
+
+
+def _errors(*statuses: int, counted: bool = True) -> dict:
+    """OpenAPI ``responses`` for these refusals; 429 too when the route is rate-limited."""
+    out = {s: {"model": ErrorBody} for s in statuses}
+    if counted:
+        out[429] = RATE_LIMITED
+    return out
 
 
 #: A hint in the CLI's format (``somcolor colorize --hints``).
@@ -159,12 +171,14 @@ async def page():
 meta_router = APIRouter()
 
 
-@meta_router.get("/api/health", summary="Is the server up")
+@meta_router.get("/api/health", summary="Is the server up", responses=_errors())
 async def health() -> dict:
     return {"status": "ok"}
 
 
-@meta_router.get("/api/config", summary="Models, decoders, video support and limits")
+@meta_router.get(
+    "/api/config", summary="Models, decoders, video support and limits", responses=_errors()
+)
 async def config(request: Request) -> dict:
     return _server(request).config()
 
@@ -423,7 +437,7 @@ async def create_job(request: Request):
     "/api/jobs/{job_id}",
     summary="A video job's state and progress",
     response_model=JobStatus,
-    responses=_errors(404, 410),
+    responses=_errors(404, 410, counted=False),
 )
 async def job_status(request: Request, job_id: str):
     jobs = _server(request).jobs

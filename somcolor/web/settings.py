@@ -101,6 +101,15 @@ class Limits:
     #: Long side, in pixels, of the preview a hint session answers with (the download
     #: is the full size).
     preview_side: int = 1280
+    #: Requests to ``/api/`` one client (its socket address) may make per minute,
+    #: sustained; past it they get 429 with ``Retry-After``. Polling a video job's
+    #: state (``GET /api/jobs/{id}``) is not counted.
+    rate_per_minute: float = 120.0
+    #: Requests to ``/api/`` one client may make at once before that rate applies.
+    rate_burst: int = 60
+    #: Clients whose request rate is tracked; past it the least recently seen is
+    #: forgotten (and starts again with a full burst).
+    rate_clients: int = 10_000
 
     def __post_init__(self):
         for f in fields(self):
