@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -55,6 +54,7 @@ from somcolor.io import atomic_write, read_image
 from somcolor.paths import RESULTS_DIR
 
 from .cache import write_json
+from .report import git_commit
 from .welsh import welsh_uv
 
 METHODS = ("default", "welsh", "adapted")
@@ -261,15 +261,9 @@ def markdown(results: list[dict], config: Config) -> str:
 
 
 def _versions() -> dict:
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "?"
     return {
         "somcolor": somcolor.__version__,
-        "commit": commit,
+        "commit": git_commit()["commit"],
         "numpy": np.__version__,
         "python": platform.python_version(),
     }

@@ -851,13 +851,7 @@ def cmd_info(args) -> int:
         f"{t.get('n_samples', '?')} pixels, {t.get('mlp_epochs', '?')} MLP epochs"
     )
     print(f"data:      {t.get('description') or '?'}")
-    if isinstance(t.get("adapted"), dict):
-        a = t["adapted"]
-        options = ", ".join(f"{k} {v}" for k, v in sorted(a.get("options", {}).items()))
-        print(
-            f"adapted:   to {a.get('n_references', '?')} reference photo(s), "
-            f"{a.get('n_samples', '?')} pixels, best epoch {a.get('best_epoch', '?')}; {options}"
-        )
+    _info_adapted(t)
     if "seconds" in t:
         secs = ", ".join(f"{k} {v:.1f} s" for k, v in t["seconds"].items())
         print(f"time:      {secs}")
@@ -867,6 +861,18 @@ def cmd_info(args) -> int:
         seen = "" if i in set(model.classes.tolist()) else "  (never seen in training)"
         print(f"  {i:3d}: ({u:7.2f}, {v:7.2f}){seen}")
     return 0
+
+
+def _info_adapted(training: dict) -> None:
+    """``somcolor info``'s line for a model adapted to reference photos, if it is one."""
+    a = training.get("adapted")
+    if not isinstance(a, dict):
+        return
+    options = ", ".join(f"{k} {v}" for k, v in sorted(a.get("options", {}).items()))
+    print(
+        f"adapted:   to {a.get('n_references', '?')} reference photo(s), "
+        f"{a.get('n_samples', '?')} pixels, best epoch {a.get('best_epoch', '?')}; {options}"
+    )
 
 
 def _info_cnn(model, meta: dict) -> None:
@@ -884,13 +890,6 @@ def _info_cnn(model, meta: dict) -> None:
         f"{t.get('epochs', '?')} epochs, final loss {loss[-1]:.5f}"
     )
     print(f"data:      {t.get('description') or '?'}")
-    if isinstance(t.get("adapted"), dict):
-        a = t["adapted"]
-        options = ", ".join(f"{k} {v}" for k, v in sorted(a.get("options", {}).items()))
-        print(
-            f"adapted:   to {a.get('n_references', '?')} reference photo(s), "
-            f"{a.get('n_samples', '?')} pixels, best epoch {a.get('best_epoch', '?')}; {options}"
-        )
     print(
         f"time:      {sum(seconds) / len(seconds):.1f} s/epoch on {t.get('device', '?')} "
         f"({t.get('device_name', '?')}, {t.get('torch_threads', '?')} threads)"
