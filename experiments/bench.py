@@ -873,8 +873,9 @@ def plot(report: dict, path: Path) -> Path | None:
 
     px = np.array([r["pixels"] for r in rows], dtype=float)
     med = np.array([r["ours"]["median_s"] for r in rows])
-    lo = med - np.array([min(r["ours"]["runs_s"]) for r in rows])
-    hi = np.array([max(r["ours"]["runs_s"]) for r in rows]) - med
+    # median_s is rounded, runs_s not: a rounded median can sit a hair outside min..max
+    lo = np.maximum(med - np.array([min(r["ours"]["runs_s"]) for r in rows]), 0)
+    hi = np.maximum(np.array([max(r["ours"]["runs_s"]) for r in rows]) - med, 0)
     fig, ax = plt.subplots(figsize=(6, 4.2))
     ax.errorbar(px, med, yerr=[lo, hi], marker="o", capsize=3, label="somcolor (median, min-max)")
     ref = med[-1] * px / px[-1]
