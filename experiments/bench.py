@@ -873,7 +873,7 @@ def plot(report: dict, path: Path) -> Path | None:
 
     px = np.array([r["pixels"] for r in rows], dtype=float)
     med = np.array([r["ours"]["median_s"] for r in rows])
-    # median_s is rounded, runs_s not: a rounded median can sit a hair outside min..max
+    # runs_s are rounded, median_s not: the median can sit a hair outside their min..max
     lo = np.maximum(med - np.array([min(r["ours"]["runs_s"]) for r in rows]), 0)
     hi = np.maximum(np.array([max(r["ours"]["runs_s"]) for r in rows]) - med, 0)
     fig, ax = plt.subplots(figsize=(6, 4.2))
