@@ -13,11 +13,12 @@ SAMPLE := data/raw/bsds500/test/100007.jpg
 
 # The bundled models: documented configs, fixed seed, the repo's own photos (all 400 BSDS500).
 # default: the same configuration as the default row of `make compare` (experiments/compare.py:
-# DEFAULT_TRAIN + DEFAULT_INFER; working size and scales chosen by experiments/choose_work_size.py),
-# trained here on all 400 photos instead of the train split.
+# DEFAULT_TRAIN + DEFAULT_PIXELS + DEFAULT_INFER; working size, scales, pixels per photo and
+# temperature chosen by experiments/choose_work_size.py), trained here on all 400 photos instead
+# of the train split (about 5 min and 7 GB peak memory on 2 cores).
 MODEL_ARGS := --som 10x10 --patch 7 --hidden 64,64 --scales 2,8 --scale-patch 5 --position \
-              --work-size 256 --decoder annealed --temperature 0.28 --smooth-radius 0.1 \
-              --smooth-eps 0.003 --pixels-per-image 2500 --max-iter 30 --seed 0 \
+              --work-size 256 --decoder annealed --temperature 0.25 --smooth-radius 0.1 \
+              --smooth-eps 0.003 --pixels-per-image 20000 --max-iter 30 --seed 0 \
               --description "BSDS500 train+test (400 photos, 481x321) from data/raw/bsds500"
 # fast: the paper's configuration with a 5x5 patch; about 10x faster, duller colors.
 FAST_MODEL := somcolor/models/fast.npz

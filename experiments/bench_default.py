@@ -19,6 +19,10 @@ prints one row per target and writes ``experiments/results/bench_default.json``:
    the issue's target is 3 s on 2 cores.
 5. ``strip``: a 1 x 80 000 strip beside a 283 x 283 image (the same pixel count): time
    must grow with pixels, not with the image's shape.
+6. ``quality``: not timed here but read from ``make compare``'s BSDS500 summary (200 test
+   photos): the default's row beside the previous, full-resolution default's row of the
+   same run (PSNR, AuC, rebalanced AuC, colorfulness ratio); left out, with a line saying
+   so, until ``make compare`` has written that summary for the current default.
 
 Figures depend on the machine and on what else runs on it: the JSON records the load.
 """
@@ -26,6 +30,7 @@ Figures depend on the machine and on what else runs on it: the JSON records the 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -48,6 +53,8 @@ PHOTO = "test/100007.jpg"
 TWELVE_MP = (3000, 4000)  #: rows, columns
 REFERENCE = ("test/100039.jpg", PHOTO)  #: the reference, then the photo coloured
 HALF_MP = (577, 866)  #: rows, columns: 0.5 MP
+COMPARE_SUMMARY = RESULTS_DIR / "compare" / "bsds500" / "summary.csv"
+QUALITY = ("psnr", "auc", "auc_rebal", "colorfulness_ratio")
 STRIP = (1, 80_000)
 SQUARE = (283, 283)
 
@@ -264,6 +271,25 @@ def row_strip(model, repeats: int) -> dict:
     }
 
 
+def row_quality(summary_csv: Path = COMPARE_SUMMARY) -> dict | None:
+    """The default's and the previous default's scores from ``make compare``'s summary, or
+    None where that summary (for the current default's row) has not been written."""
+    from .compare import DEFAULT_NAME, FULL_NAME
+
+    if not summary_csv.is_file():
+        return None
+    with summary_csv.open(newline="") as fh:
+        rows = {r["predictor"]: r for r in csv.DictReader(fh)}
+    if DEFAULT_NAME not in rows or FULL_NAME not in rows:
+        return None
+    return {
+        "source": str(summary_csv),
+        "images": int(rows[DEFAULT_NAME]["images"]),
+        "default": {k: float(rows[DEFAULT_NAME][k]) for k in QUALITY},
+        "previous_default": {k: float(rows[FULL_NAME][k]) for k in QUALITY},
+    }
+
+
 # ---------------------------------------------------------------------------- report
 def _machine() -> dict:
     return {
@@ -307,6 +333,16 @@ def _print_rows(rows: dict) -> None:
             f"reference 866x577 -> colour 866x577: {r['seconds']:.2f} s "
             f"(adapt {r['adapt_seconds']:.2f} s + colour {r['colorize_seconds']:.2f} s)"
         )
+    if "quality" in rows:
+        q = rows["quality"]
+        if q is None:
+            print("quality: no `make compare` summary for the current default yet")
+        else:
+            new, old = q["default"], q["previous_default"]
+            print(
+                f"quality, BSDS500 test ({q['images']} photos, make compare): "
+                + ", ".join(f"{k} {new[k]:.3f} (previous default {old[k]:.3f})" for k in QUALITY)
+            )
     s = rows.get("strip")
     if s:
         print(
@@ -323,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["photo", "12mp", "video", "strip", "reference"],
+        choices=["photo", "12mp", "video", "strip", "reference", "quality"],
     )
     p.add_argument("--out", default=str(RESULTS_DIR / "bench_default.json"))
     args = p.parse_args(argv)
@@ -340,6 +376,8 @@ def main(argv: list[str] | None = None) -> int:
             rows["12mp"] = row_12mp(args.model, max(1, args.repeats // 2), Path(tmp))
         if "video" not in args.skip:
             rows["video"] = row_video(args.model)
+        if "quality" not in args.skip and args.model == "default":
+            rows["quality"] = row_quality()
     _print_rows(rows)
     result = {
         "model": args.model,

@@ -1,12 +1,13 @@
 """Choose the default model's working size by measurement: quality against speed.
 
-``python -m experiments.choose_work_size [--sizes 256,320] [--temperatures 0.28,0.24,0.2]``
-trains the context model of ``make compare`` (:data:`experiments.compare.CONTEXT_MODEL`)
-at each working size on the BSDS500 train split (cached in ``data/interim/compare``,
-like ``make compare``'s models), then scores on the 200 test photos, for each annealing
-temperature, the predictions brought to full size by the fast guided filter
-(``smooth_radius`` 0.1 of the working long side), beside the gray baseline and the
-full-resolution configuration the default had before (trained at full size,
+``python -m experiments.choose_work_size [--sizes 256,320] [--temperatures 0.28,0.24,0.2]
+[--pixels 2500,20000]`` trains the context model of ``make compare``
+(:data:`experiments.compare.CONTEXT_MODEL`) at each working size (and, with ``--pixels``,
+each number of training pixels drawn per photo) on the BSDS500 train split (cached in
+``data/interim/compare``, like ``make compare``'s models), then scores on the 200 test
+photos, for each annealing temperature, the predictions brought to full size by the fast
+guided filter (``smooth_radius`` 0.1 of the working long side), beside the gray baseline
+and the full-resolution configuration the default had before (trained at full size,
 guided filter at full size, T = 0.28). Each row also gives the in-process time of
 ``colorize`` on one 481x321 photo (median of 5). Writes
 ``experiments/results/choose_work_size/summary.{md,csv}``.
@@ -27,7 +28,7 @@ from .bench_default import median_time
 from .compare import (
     COLLECTIONS,
     CONTEXT_MODEL,
-    DEFAULT_INFER,
+    PREVIOUS_INFER,
     evaluate_photos,
     trained_model,
 )
@@ -38,6 +39,11 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", default="256,320", help="working sizes to train (px)")
     p.add_argument("--temperatures", default="0.28,0.24,0.2")
     p.add_argument("--scales", default="4,16", help="coarse context levels of the models")
+    p.add_argument(
+        "--pixels",
+        default=str(COLLECTIONS["bsds500"]["pixels_per_image"]),
+        help="training pixels drawn per photo at the working size, comma-separated",
+    )
     p.add_argument("--limit", type=int, help="score only every n-th test photo")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--no-full", action="store_true", help="skip the full-resolution row")
@@ -57,22 +63,25 @@ def main(argv=None) -> int:
     codebook = None
     configs = []
     if not args.no_full:
-        configs.append((None, [DEFAULT_INFER["temperature"]]))
+        configs.append((None, [PREVIOUS_INFER["temperature"]]))
     temps = [float(t) for t in args.temperatures.split(",")]
+    pixels = [int(n) for n in args.pixels.split(",")]
     configs += [(int(s), temps) for s in args.sizes.split(",")]
     for size, temperatures in configs:
-        params = dict(CONTEXT_MODEL, work_size=size, **extra)
-        if size is not None:
-            params["scales"] = tuple(int(f) for f in args.scales.split(","))
-        model = trained_model("bsds500", params, train_files, cache)
-        codebook = model.quantizer_.codebook_
-        for T in temperatures:
-            m = model.predictor()  # a Predictor of its own: set_params leaves model as it is
-            m.set_params(**dict(DEFAULT_INFER, temperature=T))
-            name = f"work {size or 'full'}, scales {params['scales']}, T={T}"
-            predictors[name] = ev.model_predictor(m)
-            seconds[name] = median_time(lambda m=m: m.colorize(photo), 5)
-            print(f"  {name}: {seconds[name]:.3f} s/photo", flush=True)
+        for n_pixels in pixels if size is not None else [extra["pixels_per_image"]]:
+            params = dict(CONTEXT_MODEL, work_size=size, **dict(extra, pixels_per_image=n_pixels))
+            if size is not None:
+                params["scales"] = tuple(int(f) for f in args.scales.split(","))
+            model = trained_model("bsds500", params, train_files, cache)
+            codebook = model.quantizer_.codebook_
+            for T in temperatures:
+                m = model.predictor()  # a Predictor of its own: set_params leaves model as is
+                m.set_params(**dict(PREVIOUS_INFER, temperature=T))
+                scales = params["scales"]
+                name = f"work {size or 'full'}, scales {scales}, {n_pixels} px/photo, T={T}"
+                predictors[name] = ev.model_predictor(m)
+                seconds[name] = median_time(lambda m=m: m.colorize(photo), 5)
+                print(f"  {name}: {seconds[name]:.3f} s/photo", flush=True)
     t0 = time.perf_counter()
     result = evaluate_photos(predictors, codebook, test_files, args.jobs)
     print(f"  evaluated {len(test_files)} photos in {time.perf_counter() - t0:.0f} s")

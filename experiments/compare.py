@@ -39,16 +39,22 @@ CONTEXT_MODEL = dict(
     PAPER, som_shape=(10, 10), patch_size=7, hidden_layer_sizes=(64, 64), **CONTEXT
 )
 
-#: How the default colorizes: a wide guided filter and the annealed mean at T=0.28, chosen
-#: on every 7th BSDS500 test photo as the configuration with the best rebalanced AuC among
-#: those with a colorfulness ratio in 0.7..1.1 and PSNR at least 1 dB above gray
-#: (experiments/choose_default.py; docs/quality.md lists the candidates).
-DEFAULT_INFER = dict(decoder="annealed", temperature=0.28, smooth_radius=0.1, smooth_eps=3e-3)
+#: How the full-resolution default colorized: a wide guided filter and the annealed mean at
+#: T=0.28, chosen on every 7th BSDS500 test photo as the configuration with the best
+#: rebalanced AuC among those with a colorfulness ratio in 0.7..1.1 and PSNR at least 1 dB
+#: above gray (experiments/choose_default.py; docs/quality.md lists the candidates).
+PREVIOUS_INFER = dict(decoder="annealed", temperature=0.28, smooth_radius=0.1, smooth_eps=3e-3)
+#: How the default colorizes: the same filter, T=0.25, the highest temperature of
+#: experiments/choose_work_size.py's grid (0.22, 0.25, 0.28, 0.35) that keeps the 256 px
+#: model trained on DEFAULT_PIXELS pixels a photo inside the 0.7..1.1 colorfulness ratio.
+DEFAULT_INFER = dict(PREVIOUS_INFER, temperature=0.25)
 #: The bundled default (``make model``): the context model at a 256 px working size, with
 #: coarse levels at 1/2 and 1/8 of it (about the 1/4 and 1/16 of a full 481x321 photo),
-#: chosen for speed by experiments/choose_work_size.py (docs/quality.md).
+#: chosen for speed by experiments/choose_work_size.py (docs/quality.md), trained on
+#: DEFAULT_PIXELS pixels drawn per BSDS500 photo (of about 44 000 at the working size).
 DEFAULT_TRAIN = dict(CONTEXT_MODEL, work_size=256, scales=(2, 8))
-DEFAULT_NAME = "default: context model at 256 px, guided upsampling r=0.1, annealed T=0.28"
+DEFAULT_PIXELS = 20000
+DEFAULT_NAME = "default: context model at 256 px, guided upsampling r=0.1, annealed T=0.25"
 #: The default until the working size: the same at full resolution.
 FULL_NAME = "previous default: context model at full resolution, guided filter, T=0.28"
 #: Every 7th BSDS500 test photo chose the default (experiments/choose_default.py); the
@@ -62,6 +68,9 @@ class Variant:
     train: dict  # Colorizer parameters that need training
     infer: dict = field(default_factory=dict)  # parameters applied after loading
     everywhere: bool = False  # also on the smaller collections (else BSDS500 only)
+    #: Training pixels drawn per BSDS500 photo, in place of the collection's 2500
+    #: (the small collections keep theirs: their photos hold few more pixels).
+    bsds500_pixels: int | None = None
 
 
 VARIANTS = [
@@ -105,8 +114,10 @@ VARIANTS = [
         dict(CONTEXT_MODEL, work_size=240),
         {"decoder": "mean", **SMOOTH},
     ),
-    Variant(FULL_NAME, CONTEXT_MODEL, DEFAULT_INFER),
-    Variant(DEFAULT_NAME, DEFAULT_TRAIN, DEFAULT_INFER, everywhere=True),
+    Variant(FULL_NAME, CONTEXT_MODEL, PREVIOUS_INFER),
+    Variant(
+        DEFAULT_NAME, DEFAULT_TRAIN, DEFAULT_INFER, everywhere=True, bsds500_pixels=DEFAULT_PIXELS
+    ),
 ]
 
 #: Per collection: training pixels per image (the paper's 2500 where images are large).
@@ -120,6 +131,15 @@ COLLECTIONS = {
 def _key(params: dict) -> str:
     text = json.dumps(params, sort_keys=True, default=list)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def training_params(v: Variant, collection: str, extra: dict, *, quick: bool = False) -> dict:
+    """The Colorizer parameters variant ``v`` trains with on ``collection`` (``extra``: the
+    collection's pixels per image, seed and epochs)."""
+    params = dict(v.train, **extra)
+    if collection == "bsds500" and v.bsds500_pixels and not quick:
+        params["pixels_per_image"] = v.bsds500_pixels
+    return params
 
 
 def trained_model(collection: str, params: dict, train_files, cache: Path) -> Colorizer:
@@ -159,7 +179,7 @@ def run_collection(collection: str, out: Path, *, quick: bool, n_jobs: int) -> e
     for v in VARIANTS:
         if collection != "bsds500" and not v.everywhere:
             continue
-        params = dict(v.train, **extra)
+        params = training_params(v, collection, extra, quick=quick)
         model = trained_model(collection, params, train_files, cache)
         model.set_params(**v.infer)
         models[v.name] = model

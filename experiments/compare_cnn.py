@@ -177,7 +177,8 @@ def chroma_mse(truth: ev.Truth, uv_pred: np.ndarray) -> tuple[float, float]:
 def _context_model(collection: str, train_files) -> tuple[Colorizer, Path] | None:
     """``make compare``'s new-default row on this split, if cached (never trained here)."""
     variant = next(v for v in compare.VARIANTS if v.name == compare.DEFAULT_NAME)
-    params = dict(variant.train, **compare.COLLECTIONS[collection], random_state=0, max_iter=30)
+    extra = dict(compare.COLLECTIONS[collection], random_state=0, max_iter=30)
+    params = compare.training_params(variant, collection, extra)
     files_key = compare._key({"files": [str(f.name) for f in train_files]})
     path = paths.INTERIM_DIR / "compare" / f"{collection}-{compare._key(params)}-{files_key}.npz"
     if not path.exists():

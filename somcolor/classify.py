@@ -31,6 +31,11 @@ from .network import forward
 
 #: Rows pushed through the network at once by ``predict_proba``.
 CHUNK_ROWS = 65536
+#: Training rows given to scikit-learn at once. Its ``partial_fit`` one-hot encodes the
+#: labels as int64 (8 bytes x classes a row: 840 MB for this many rows and 100 codes), so a
+#: larger training set goes through each epoch in shuffled chunks of at most this many
+#: rows, standardized chunk by chunk: memory stays the features plus one chunk.
+FIT_CHUNK_ROWS = 1 << 20
 
 
 class PatchClassifier(ClassifierMixin, BaseEstimator):
@@ -122,13 +127,13 @@ class PatchClassifier(ClassifierMixin, BaseEstimator):
         rng = check_random_state(self.random_state)
         mean = X.mean(axis=0)
         scale = X.std(axis=0)
-        scale = np.where(scale > 0, scale, 1.0)
-        Xs = (X - mean) / scale
+        scale = np.where(scale > 0, scale, 1.0).astype(X.dtype)
         if groups is not None and self.early_stopping:
             held = self._held_out_groups(groups, len(y), rng)
             if held is not None:
-                mlp = self._fit_grouped(Xs, y, sample_weight, held, classes, rng)
+                mlp = self._fit_grouped(X, y, sample_weight, held, classes, rng, mean, scale)
                 return self._keep(mlp, mean, scale)
+        Xs = (X - mean) / scale
         # Early stopping needs a validation split with at least 2 samples; skip it on tiny data.
         early = bool(self.early_stopping and len(X) * self.validation_fraction >= 2)
         n_train = len(X) - int(np.ceil(len(X) * self.validation_fraction)) if early else len(X)
@@ -168,26 +173,34 @@ class PatchClassifier(ClassifierMixin, BaseEstimator):
         held = rng.permutation(unique)[:n_held]
         return np.isin(groups, held)
 
-    def _fit_grouped(self, X, y, sample_weight, held, classes, rng) -> MLPClassifier:
+    def _fit_grouped(self, X, y, sample_weight, held, classes, rng, mean, scale):
         """Epochs of Adam on the kept groups; keep the weights with the best held-out loss.
 
         A random split of pixels from the same images flatters a network that has
-        memorized its training images; a split by image does not.
+        memorized its training images; a split by image does not. ``X`` is not yet
+        standardized: each chunk of rows is, as it goes in (:data:`FIT_CHUNK_ROWS`).
         """
-        train = ~held
-        w_train = w_val = None
-        if sample_weight is not None:
-            w_train, w_val = np.asarray(sample_weight)[train], np.asarray(sample_weight)[held]
-        X_val, y_val = X[held], y[held]
+        train = np.flatnonzero(~held)
+        w_val = None if sample_weight is None else np.asarray(sample_weight)[held]
+        X_val, y_val = (X[held] - mean) / scale, y[held]
         mlp = self._mlp(
-            batch_size=min(self.batch_size, int(train.sum())),
+            batch_size=min(self.batch_size, len(train)),
             random_state=rng.randint(2**31 - 1),
         )
+        n_chunks = -(-len(train) // FIT_CHUNK_ROWS)
+        if n_chunks == 1:  # one standardized copy, fed whole every epoch
+            X_train = (X[train] - mean) / scale
         col = {c: i for i, c in enumerate(classes)}
         y_val_idx = np.array([col[c] for c in y_val])
         best, best_loss, stale, losses = None, np.inf, 0, []
         for _ in range(self.max_iter):
-            mlp.partial_fit(X[train], y[train], sample_weight=w_train, classes=classes)
+            if n_chunks == 1:
+                self._partial_fit(mlp, X_train, y, sample_weight, train, classes)
+            else:
+                for rows in np.array_split(train[rng.permutation(len(train))], n_chunks):
+                    self._partial_fit(
+                        mlp, (X[rows] - mean) / scale, y, sample_weight, rows, classes
+                    )
             p = mlp.predict_proba(X_val)
             # The held-out loss weighs samples as training does (e.g. rebalanced colors).
             nll = -np.log(np.maximum(p[np.arange(len(p)), y_val_idx], 1e-12))
@@ -205,6 +218,12 @@ class PatchClassifier(ClassifierMixin, BaseEstimator):
         self.loss_curve_ = list(map(float, mlp.loss_curve_))
         self.validation_loss_curve_ = losses
         return mlp
+
+    @staticmethod
+    def _partial_fit(mlp, X_rows, y, sample_weight, rows, classes):
+        """One pass of ``mlp`` over standardized ``X_rows``, the rows ``rows`` of the data."""
+        w = None if sample_weight is None else np.asarray(sample_weight)[rows]
+        mlp.partial_fit(X_rows, y[rows], sample_weight=w, classes=classes)
 
     def _keep(self, mlp: MLPClassifier, mean, scale):
         """Keep the trained network as plain float32 arrays."""

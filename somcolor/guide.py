@@ -385,7 +385,10 @@ class GuideParams:
     hint_weight: float = 100.0  #: data weight of a hinted pixel (affinities are <= 1)
     disc_sigma: float = 5.0  #: L difference (0..100) where a disc pixel's weight is e^-0.5
     nonlocal_weight: float = 1.0  #: the pull toward the colour of a hint with the same appearance
-    nonlocal_sigma: float = 0.15  #: Hellinger distance between code probabilities, likeness 1/e^0.5
+    #: Hellinger distance between code probabilities where the likeness is 1/e^0.5. 0.15 until
+    #: the default was retrained on 20 000 pixels a photo: its probabilities vary more with the
+    #: position, so within a flat region a hint's likeness fell off (docs/hints.md).
+    nonlocal_sigma: float = 0.25
     nonlocal_l_sigma: float = 10.0  #: L difference for the same
     nonlocal_power: float = 16.0  #: how sharply the most alike hint's colour is the target
     model_weight: float = 0.01  #: the pull toward the model's chroma, where no hint looks alike

@@ -176,3 +176,62 @@ def test_a_class_seen_only_in_held_out_groups_still_gets_a_column():
         clf = PatchClassifier(**OVERFIT, random_state=seed).fit(X, y, groups=groups)
         assert clf.classes_.tolist() == [0, 1, 2, 5]
         assert clf.predict_proba(X[:3]).shape == (3, 4)
+
+
+# ---------------------------------------------------------------- chunked epochs (big data)
+def _fit(X, y, groups, **kw):
+    params = dict(
+        hidden_layer_sizes=(16,),
+        learning_rate_init=0.01,
+        batch_size=50,
+        max_iter=30,
+        random_state=0,
+    )
+    return PatchClassifier(**dict(params, **kw)).fit(X, y, groups=groups)
+
+
+def test_chunked_epochs_learn_what_whole_epochs_learn(monkeypatch):
+    """Past FIT_CHUNK_ROWS training rows an epoch goes through in shuffled chunks; the
+    network still learns a learnable rule (held-out accuracy well above chance, 1/3)."""
+    import somcolor.classify as classify
+
+    X, y, groups = _learnable(n_groups=25, per_group=100)
+    test = groups >= 20  # five groups seen by neither network
+    X, y, groups, X_test, y_test = X[~test], y[~test], groups[~test], X[test], y[test]
+    whole = _fit(X, y, groups)
+    monkeypatch.setattr(classify, "FIT_CHUNK_ROWS", 300)  # 1800 training rows: 6 chunks
+    chunked = _fit(X, y, groups)
+    acc_whole = np.mean(whole.predict(X_test) == y_test)
+    acc_chunked = np.mean(chunked.predict(X_test) == y_test)
+    assert acc_chunked > 0.8 and abs(acc_chunked - acc_whole) < 0.1
+    # Another network than the one of whole epochs (the batches differ), and deterministic.
+    assert not np.array_equal(chunked.coefs_[0], whole.coefs_[0])
+    again = _fit(X, y, groups)
+    assert all(np.array_equal(a, b) for a, b in zip(again.coefs_, chunked.coefs_, strict=True))
+
+
+def test_chunked_epochs_leave_the_input_unmodified_and_apply_weights(monkeypatch):
+    import somcolor.classify as classify
+
+    monkeypatch.setattr(classify, "FIT_CHUNK_ROWS", 128)
+    X, y, groups = _learnable(n_groups=10, per_group=60)
+    X = X.astype(np.float32)
+    before = X.copy()
+    # Weight 0 on every sample of class 7: the network never learns to predict it.
+    weights = np.where(y == 7, 0.0, 1.0)
+    clf = PatchClassifier(hidden_layer_sizes=(16,), learning_rate_init=0.01, batch_size=50)
+    clf.set_params(max_iter=30, random_state=0).fit(X, y, groups=groups, sample_weight=weights)
+    np.testing.assert_array_equal(X, before)
+    assert np.mean(clf.predict(X) == 7) < 0.02 < np.mean(y == 7)
+
+
+def test_one_chunk_is_the_whole_epoch(monkeypatch):
+    """With the training rows inside one chunk, training is what it always was: a chunk
+    limit far above the data gives the bit-identical network."""
+    import somcolor.classify as classify
+
+    X, y, groups = _learnable(n_groups=10, per_group=60)
+    first = _fit(X, y, groups)
+    monkeypatch.setattr(classify, "FIT_CHUNK_ROWS", 540)  # exactly the 540 training rows
+    second = _fit(X, y, groups)
+    assert all(np.array_equal(a, b) for a, b in zip(first.coefs_, second.coefs_, strict=True))

@@ -48,6 +48,7 @@ def test_bundled_default_has_the_configuration_of_the_new_default_row():
     for key, value in expected.items():
         got = config[key]
         assert (tuple(got) if isinstance(got, list) else got) == value, key
+    assert config["pixels_per_image"] == row.bsds500_pixels
 
 
 def test_unselected_summary_leaves_out_the_photos_that_chose_the_default(tmp_path):
@@ -82,3 +83,23 @@ def test_choose_default_margins_say_which_candidate_meets_both_constraints():
     assert [c[-1] for c in cells] == ["yes", "no", "no", "no"]
     assert cells[1][1] == "+0.010" and cells[1][2] == "0.6971"  # a miss by 0.003 stays visible
     assert cells[2][1] == "-0.050"
+
+
+def test_bench_quality_row_reads_the_default_and_previous_rows_of_make_compare(tmp_path):
+    from experiments.bench_default import QUALITY, row_quality
+
+    summary = tmp_path / "summary.csv"
+    assert row_quality(summary) is None  # make compare has not run
+    names = ["gray", compare.FULL_NAME, compare.DEFAULT_NAME]
+    with summary.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, ["predictor", "images", *QUALITY])
+        w.writeheader()
+        for i, name in enumerate(names):
+            w.writerow({"predictor": name, "images": 200, **{k: 0.5 + i for k in QUALITY}})
+    q = row_quality(summary)
+    assert q["images"] == 200
+    assert q["default"] == dict.fromkeys(QUALITY, 2.5)
+    assert q["previous_default"] == dict.fromkeys(QUALITY, 1.5)
+    # A summary from before the current default (its row named otherwise) is not read.
+    summary.write_text(summary.read_text().replace(compare.DEFAULT_NAME, "an older default"))
+    assert row_quality(summary) is None
