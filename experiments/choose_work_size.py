@@ -1,14 +1,14 @@
 """Choose the default model's working size by measurement: quality against speed.
 
 ``python -m experiments.choose_work_size [--sizes 256,320] [--temperatures 0.28,0.24,0.2]
-[--pixels 2500,20000]`` trains the context model of ``make compare``
-(:data:`experiments.compare.CONTEXT_MODEL`) at each working size (and, with ``--pixels``,
-each number of training pixels drawn per photo) on the BSDS500 train split (cached in
-``data/interim/compare``, like ``make compare``'s models), then scores on the 200 test
-photos, for each annealing temperature, the predictions brought to full size by the fast
-guided filter (``smooth_radius`` 0.1 of the working long side), beside the gray baseline
-and the full-resolution configuration the default had before (trained at full size,
-guided filter at full size, T = 0.28). Each row also gives the in-process time of
+[--pixels 2500,20000] [--hidden 96,96] [--no-position]`` trains the context model of
+``make compare`` (:data:`experiments.compare.CONTEXT_MODEL`) at each working size (and,
+with ``--pixels``, each number of training pixels drawn per photo) on the BSDS500 train
+split (cached in ``data/interim/compare``, like ``make compare``'s models), then scores on
+the 200 test photos, for each annealing temperature, the predictions brought to full size
+by the fast guided filter (``smooth_radius`` 0.1 of the working long side), beside the gray
+baseline and the full-resolution configuration the default had before (trained at full
+size, guided filter at full size, T = 0.28). Each row also gives the in-process time of
 ``colorize`` on one 481x321 photo (median of 5). Writes
 ``experiments/results/choose_work_size/summary.{md,csv}``.
 """
@@ -44,6 +44,12 @@ def main(argv=None) -> int:
         default=str(COLLECTIONS["bsds500"]["pixels_per_image"]),
         help="training pixels drawn per photo at the working size, comma-separated",
     )
+    p.add_argument("--hidden", help="hidden layer sizes of the working-size models, e.g. 96,96")
+    p.add_argument(
+        "--no-position",
+        action="store_true",
+        help="working-size models without the position feature",
+    )
     p.add_argument("--limit", type=int, help="score only every n-th test photo")
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--no-full", action="store_true", help="skip the full-resolution row")
@@ -72,6 +78,10 @@ def main(argv=None) -> int:
             params = dict(CONTEXT_MODEL, work_size=size, **dict(extra, pixels_per_image=n_pixels))
             if size is not None:
                 params["scales"] = tuple(int(f) for f in args.scales.split(","))
+                if args.hidden:
+                    params["hidden_layer_sizes"] = tuple(int(n) for n in args.hidden.split(","))
+                if args.no_position:
+                    params["position"] = False
             model = trained_model("bsds500", params, train_files, cache)
             codebook = model.quantizer_.codebook_
             for T in temperatures:
@@ -79,6 +89,10 @@ def main(argv=None) -> int:
                 m.set_params(**dict(PREVIOUS_INFER, temperature=T))
                 scales = params["scales"]
                 name = f"work {size or 'full'}, scales {scales}, {n_pixels} px/photo, T={T}"
+                if size is not None and (args.hidden or args.no_position):
+                    name += (
+                        f", hidden {params['hidden_layer_sizes']}, position {params['position']}"
+                    )
                 predictors[name] = ev.model_predictor(m)
                 seconds[name] = median_time(lambda m=m: m.colorize(photo), 5)
                 print(f"  {name}: {seconds[name]:.3f} s/photo", flush=True)
