@@ -1,25 +1,27 @@
-"""User hints, measured: ``python -m experiments.hints_curve [--limit N] [--hints 0,1,2,...]``.
+"""User hints, measured through the product: ``python -m experiments.hints_curve [--split test]``.
 
-On the BSDS500 test split, N hints are simulated per photo as Zhang et al. (2017) did:
-seeded random points, each the mean colour of the original's 3x3 patch there (given
-as ``"#rrggbb"``, as a user would); the sets are nested (the first N of the same 100
-points), seeded with ``--seed`` plus the photo's position in the run. Each photo is
-colorized
+On a BSDS500 split (``test`` to report, ``val`` to choose settings; ``--limit``,
+``--step``, ``--offset`` pick photos), N hints are simulated per photo as Zhang et al.
+(2017) did: seeded random points, each the mean colour of the original's 3x3 patch there
+(given as ``"#rrggbb"``, as a user would); the sets are nested (the first N of the same
+100 points), seeded with ``--seed`` plus the photo's position in the run. Each photo
+(the colour original: the product reduces it to its luminance, as ``somcolor colorize
+photo.jpg`` does) is colorized
 
-* **automatic**: the bundled default model, no hints;
-* **somcolor + hints**: the default model's code probabilities and chroma at the
-  working resolution (``--work-size``), guided by the hints (:mod:`somcolor.guide`),
-  the change brought to the full image and composed with the full-resolution L;
+* **automatic**: ``model.colorize(photo)``, no hints;
+* **somcolor + hints**: ``model.hint_session(photo).colorize(points)`` -- the public
+  API that ``somcolor colorize photo.jpg --hints h.json`` and the page run (a test
+  proves the CLI writes the same pixels, :func:`photo_outputs`);
 * **Levin alone**: Levin, Lischinski & Weiss (2004) from the same hints, no model
-  (:mod:`experiments.levin`), at the same working resolution, the chroma upsampled
-  onto the full-resolution L;
+  (:mod:`experiments.levin`), at the session's working size, the chroma upsampled onto
+  the full-resolution L;
 
-and scored with :func:`somcolor.evaluate.evaluate_image` (PSNR, AuC, rebalanced AuC,
-colourfulness). Writes ``summary.md`` (the table), ``curve.csv``, ``per_image.csv``,
-``curve.png`` and ``config.json`` under ``experiments/results/hints_curve/``. The
-per-photo model outputs are cached in ``data/interim/hints_curve/``.
+and the RGB outputs are scored with :func:`somcolor.evaluate.score_rgb` (PSNR, SSIM,
+AuC, rebalanced AuC, colourfulness). Writes ``summary.md`` (the table), ``curve.csv``,
+``per_image.csv``, ``curve.png`` and ``config.json`` under
+``experiments/results/hints_curve/`` (``--out``).
 
-``--step 2`` and ``--step 2 --offset 1`` split the 200 photos in two runs (e.g. in
+``--step 2`` and ``--step 2 --offset 1`` split the photos in two runs (e.g. in
 parallel); ``--from-csv A/per_image.csv B/per_image.csv`` joins them into one table
 (each run's rebalanced AuC uses the colour prior of its own photos).
 """
@@ -40,15 +42,14 @@ import numpy as np
 from experiments import levin
 from somcolor import datasets, guide, paths
 from somcolor import evaluate as ev
+from somcolor.color import compose
 from somcolor.io import read_image
-from somcolor.resize import resample, working_shape
+from somcolor.resize import resample
 
 HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50, 100)
 PATCH = guide.SIMULATED_PATCH
-WORK_SIZE = 256
 SEED = 0
 OUT_DIR = paths.RESULTS_DIR / "hints_curve"
-CACHE_DIR = paths.INTERIM_DIR / "hints_curve"
 METHODS = ("automatic", "somcolor", "levin")
 LABELS = {
     "automatic": "automatic (no hints)",
@@ -61,41 +62,42 @@ LABELS = {
 simulated_hints = guide.simulated_hints
 
 
-def _photo_data(path: Path, predictor, work_size: int, model_key: str) -> dict:
-    """The model's outputs on one photo that no hint changes (cached on disk, per model)."""
-    cache = CACHE_DIR / f"{path.stem}_w{work_size}_{model_key}.npz"
-    if cache.exists():
-        with np.load(cache) as z:
-            return dict(z)
-    truth = ev.Truth.of(read_image(path))
-    L = truth.L
-    uv_auto = predictor.predict_uv(L)
-    proba, shape = predictor.predict_proba(L)
-    work = working_shape(L.shape, work_size)
-    proba = resample(proba.reshape(*shape, -1), work)
-    proba /= proba.sum(axis=2, keepdims=True)
-    data = {
-        "uv_auto": uv_auto.astype(np.float32),
-        "L_work": resample(L, work).astype(np.float32),
-        "uv_work": resample(uv_auto, work).astype(np.float32),
-        "proba_work": proba.reshape(-1, proba.shape[2]).astype(np.float32),
-    }
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, **data)
-    return data
+def photo_outputs(model, rgb: np.ndarray, points, counts, methods, params=None) -> dict:
+    """The RGB outputs of one photo: ``{(method, n): uint8 (H, W, 3)}`` for every hint
+    count ``n`` in ``counts``, each made as a user's request makes it (module docstring).
+
+    ``points`` are the simulated hints (at least ``max(counts)``); ``params`` the
+    :class:`~somcolor.guide.GuideParams` (None: the product's defaults).
+    """
+    out = {}
+    session = model.hint_session(rgb, params)
+    if "automatic" in methods:
+        auto = model.colorize(rgb)
+    for n in counts:
+        if "automatic" in methods:
+            out["automatic", n] = auto
+        if "somcolor" in methods:
+            out["somcolor", n] = session.colorize(points[:n])
+        if "levin" in methods:
+            work = session.L_work.shape
+            wh = guide.to_working(guide.parse_hints(points[:n], session.shape), work)
+            mask = np.zeros(work, bool)
+            uv = np.zeros((*work, 2))
+            mask.flat[wh.index] = True
+            uv.reshape(-1, 2)[wh.index] = wh.uv
+            uv_full = resample(levin.colorize(session.L_work, mask, uv), session.shape)
+            out["levin", n] = compose(session.L, uv_full.astype(np.float32))[0]
+    return out
 
 
 def run(args) -> list[dict]:
     import somcolor
 
     params = guide.GuideParams(**args.params)
-    from somcolor.datasets import sha256
-    from somcolor.paths import model_path
-
-    predictor = somcolor.load(args.model).predictor()
-    model_key = sha256(model_path(args.model))[:12]
-    palette = predictor.codebook[predictor.classes]
-    photos = datasets.image_paths("bsds500", "test")[args.offset :: args.step]
+    model = somcolor.load(args.model).predictor()
+    if args.work_size:
+        model.set_params(work_size=args.work_size)
+    photos = datasets.image_paths("bsds500", args.split)[args.offset :: args.step]
     photos = photos[: args.limit or None]
     truths = [ev.Truth.of(read_image(p)) for p in photos]
     prior = ev.ColorPrior()
@@ -104,28 +106,12 @@ def run(args) -> list[dict]:
     rows = []
     for i, (path, truth) in enumerate(zip(photos, truths, strict=True)):
         t0 = time.perf_counter()
-        d = _photo_data(path, predictor, args.work_size, model_key)
-        shape = truth.L.shape
-        work = d["L_work"].shape
         points = simulated_hints(truth.rgb, max(args.hints), args.seed + i)
-        g = guide.Guide(d["L_work"], d["proba_work"], palette, d["uv_work"], params)
-        for n in args.hints:
-            wh = guide.to_working(guide.parse_hints(points[:n], shape), work)
-            outputs = {}
-            if "automatic" in args.methods:
-                outputs["automatic"] = d["uv_auto"]
-            if "somcolor" in args.methods:
-                outputs["somcolor"] = guide.full_size(d["uv_auto"], d["uv_work"], g.solve(wh))
-            if "levin" in args.methods:
-                mask = np.zeros(work, bool)
-                uv = np.zeros((*work, 2))
-                mask.flat[wh.index] = True
-                uv.reshape(-1, 2)[wh.index] = wh.uv
-                outputs["levin"] = resample(levin.colorize(d["L_work"], mask, uv), shape)
-            for method, uv_full in outputs.items():
-                row = {"photo": path.stem, "hints": n, "method": method}
-                row.update(ev.evaluate_image(lambda L, u=uv_full: (u, None), truth, prior))
-                rows.append(row)
+        outputs = photo_outputs(model, truth.rgb, points, args.hints, args.methods, params)
+        for (method, n), rgb in outputs.items():
+            row = {"photo": path.stem, "hints": n, "method": method}
+            row.update(ev.score_rgb(rgb, truth, prior))
+            rows.append(row)
         print(
             f"{i + 1}/{len(photos)} {path.stem} {time.perf_counter() - t0:.1f} s", file=sys.stderr
         )
@@ -139,7 +125,7 @@ def summarize(rows: list[dict]) -> list[dict]:
     for n, m in keys:
         sel = [r for r in rows if r["hints"] == n and r["method"] == METHODS[m]]
         s = {"hints": n, "method": METHODS[m], "photos": len(sel)}
-        for k in ("psnr", "auc", "auc_rebal", "colorfulness", "colorfulness_orig"):
+        for k in ("psnr", "ssim", "auc", "auc_rebal", "colorfulness", "colorfulness_orig"):
             s[k] = float(np.mean([r[k] for r in sel]))
         s["colorfulness_ratio"] = s["colorfulness"] / s["colorfulness_orig"]
         out.append(s)
@@ -148,18 +134,19 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def markdown(summary: list[dict]) -> str:
     lines = [
-        "| hints | method | PSNR dB | AuC | AuC rebal. | colourful. ratio | photos |",
-        "| ---: | --- | ---: | ---: | ---: | ---: | ---: |",
+        "| hints | method | PSNR dB | SSIM | AuC | AuC rebal. | colourful. ratio | photos |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for s in summary:
         lines.append(
-            f"| {s['hints']} | {LABELS[s['method']]} | {s['psnr']:.2f} | {s['auc']:.3f} | "
+            f"| {s['hints']} | {LABELS[s['method']]} | {s['psnr']:.2f} | {s['ssim']:.3f} | "
+            f"{s['auc']:.3f} | "
             f"{s['auc_rebal']:.3f} | {s['colorfulness_ratio']:.2f} | {s['photos']} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def plot(summary: list[dict], path: Path) -> None:
+def plot(summary: list[dict], path: Path, split: str = "test") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -181,19 +168,21 @@ def plot(summary: list[dict], path: Path) -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle("BSDS500 test: somcolor + hints vs Levin et al. 2004 alone")
+    fig.suptitle(f"BSDS500 {split}: somcolor + hints vs Levin et al. 2004 alone")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def timing(params: guide.GuideParams, work_size: int = 384, repeats: int = 5) -> dict:
+def timing(
+    params: guide.GuideParams, model: str = "default", work_size: int = 0, repeats: int = 5
+) -> dict:
     """Seconds of the public API on a 0.5 MP photo: the first hinted colorize, then
     re-colorizing after one more hint.
 
-    The first BSDS500 test photo enlarged to 866 x 577 pixels (0.5 MP); the default
-    model at ``work_size``. ``Predictor.hint_session`` (the model's probabilities,
-    chroma and the guide's set-up) and its first ``colorize`` with 10 hints are timed
+    The first BSDS500 test photo enlarged to 866 x 577 pixels (0.5 MP); the model at
+    ``work_size`` (0: its own). ``Model.hint_session`` (the model's prior and the
+    guide's set-up) and its first ``colorize`` with 10 hints are timed
     once; then one more hint at a time (``repeats`` times), each
     ``HintSession.colorize`` timed from the hints to the RGB image.
     """
@@ -204,7 +193,9 @@ def timing(params: guide.GuideParams, work_size: int = 384, repeats: int = 5) ->
     rgb = read_image(datasets.image_paths("bsds500", "test")[0])
     rgb = np.clip(resample(rgb.astype(np.float32), (577, 866)), 0, 255).astype(np.uint8)
     gray = ev.Truth.of(rgb).L
-    p = copy.copy(somcolor.load().predictor()).set_params(work_size=work_size)
+    p = copy.copy(somcolor.load(model).predictor())
+    if work_size:
+        p.set_params(work_size=work_size)
     points = simulated_hints(rgb, 10 + repeats, SEED)
     t0 = time.perf_counter()
     p.colorize(rgb, hints=points[:10])
@@ -273,12 +264,17 @@ def parse_args(argv=None):
     )
     ap.add_argument("--hints", default=",".join(map(str, HINT_COUNTS)))
     ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--work-size", type=int, default=WORK_SIZE)
     ap.add_argument(
-        "--model",
-        default="default",
-        help="the prior: a bundled model or a model file (the bundled ones saw the test photos)",
+        "--split",
+        default="test",
+        choices=("test", "val"),
+        help="test: report (the bundled default never saw it); val: choose settings, with "
+        "a model trained on the fit split (--model)",
     )
+    ap.add_argument(
+        "--work-size", type=int, default=0, help="the model's working size (0: as trained)"
+    )
+    ap.add_argument("--model", default="default", help="a bundled model or a model file")
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     ap.add_argument(
@@ -309,7 +305,8 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.timing:
-        print(json.dumps(timing(guide.GuideParams(**args.params)), indent=1))
+        params = guide.GuideParams(**args.params)
+        print(json.dumps(timing(params, args.model, args.work_size), indent=1))
         return 0
     t0 = time.perf_counter()
     if args.from_csv:
@@ -322,7 +319,7 @@ def main(argv=None) -> int:
     _write_csv(args.out / "curve.csv", summary)
     table = markdown(summary)
     (args.out / "summary.md").write_text(table)
-    plot(summary, args.out / "curve.png")
+    plot(summary, args.out / "curve.png", args.split)
     config = {
         "argv": sys.argv[1:] if argv is None else list(argv),
         "photos": len({r["photo"] for r in rows}),
@@ -330,6 +327,8 @@ def main(argv=None) -> int:
         "offset": args.offset,
         "from_csv": [str(p) for p in args.from_csv or ()],
         "limit": args.limit,
+        "split": args.split,
+        "model": args.model,
         "work_size": args.work_size,
         "seed": args.seed,
         "patch": PATCH,

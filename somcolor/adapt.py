@@ -170,8 +170,12 @@ def _colour_fraction(rgb: np.ndarray) -> float:
     return float(np.mean(chroma >= GRAY_CHROMA))
 
 
-def read_reference(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def read_reference(path, *, max_pixels: int = MAX_PIXELS, is_video=None) -> np.ndarray:
     """Read a reference photo file -> validated RGB uint8 ``(H, W, 3)``.
+
+    ``is_video`` (e.g. :func:`somcolor.video.is_video`, which the CLI and the page pass)
+    is asked about a file that does not read as an image, so that a video gets its own
+    message; guidance imports no video layer.
 
     Raises
     ------
@@ -183,7 +187,7 @@ def read_reference(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     try:
         image = read_image(path, max_pixels=max_pixels)
     except ImageReadError:
-        if _is_video(path):
+        if is_video is not None and _is_video(path, is_video):
             raise SomcolorError(
                 f"{path} is a video: a reference must be a photo (save one frame as a PNG)"
             ) from None
@@ -191,10 +195,8 @@ def read_reference(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     return check_reference(image, str(path))
 
 
-def _is_video(path: Path) -> bool:
+def _is_video(path: Path, is_video) -> bool:
     """Whether ``path`` is a video (probed only once it failed to read as an image)."""
-    from .video import is_video  # the video layer, imported only for this message
-
     try:
         return is_video(path)
     except SomcolorError:  # a video container without the video extra installed
@@ -403,8 +405,9 @@ def adapt(predictor, references, *, random_state=0, **options):
     Returns
     -------
     Predictor
-        The adapted model; its ``training_`` (and saved metadata) says it was adapted,
-        from how many references, with which options.
+        The adapted model, of the class of ``predictor`` (a
+        :class:`~somcolor.model.Model` stays one); its ``training_`` (and saved
+        metadata) says it was adapted, from how many references, with which options.
 
     Raises
     ------
@@ -412,8 +415,6 @@ def adapt(predictor, references, *, random_state=0, **options):
         An empty list, a gray, unreadable or too large reference, a video, an unknown
         option, in one line.
     """
-    from .predict import Predictor
-
     t0 = time.perf_counter()
     known = list(AdaptParams.__dataclass_fields__)
     unknown = sorted(set(options) - set(known))
@@ -476,7 +477,7 @@ def adapt(predictor, references, *, random_state=0, **options):
     base = predictor.training_.get("description", "")
     training["description"] = f"adapted to {len(images)} reference photo(s) from: {base}"
     metadata = {**predictor.metadata_, "training": training}
-    return Predictor(
+    return type(predictor)(
         config=predictor.config,
         codebook=codebook,
         classes=predictor.classes.copy(),

@@ -56,16 +56,16 @@ def _progress(enabled: bool):
 
 
 def _inference_model(path, work_size=None, **options):
-    """A model to colorize with: a :class:`~somcolor.predict.Predictor` for a SOM model
+    """A model to colorize with: a :class:`~somcolor.model.Model` for a SOM model
     file, so scikit-learn and minisom (training only) are never imported; for other
     back ends, what :func:`somcolor.backends.load_model` gives (``options`` go to it).
     ``work_size`` (``--work-size``) replaces the model's working resolution."""
     from .backends import load_model, model_kind
 
     if model_kind(path) == "som":
-        from .predict import Predictor
+        from .model import Model
 
-        model = Predictor.from_file(path)
+        model = Model.from_file(path)
     else:
         model = load_model(path, **options)
     return _with_work_size(model, work_size, path)
@@ -198,8 +198,10 @@ def _adapted(model, references: list[str] | None, name: str):
     if references is None:
         return model
     from .adapt import read_reference
+    from .video import is_video
 
-    images = [read_reference(r) for r in references]  # every file checked before fitting
+    # every file checked before fitting
+    images = [read_reference(r, is_video=is_video) for r in references]
     adapted = model.adapt(images)
     log.info("adapted %s to %d reference photo(s)", name, len(images))
     return adapted
@@ -456,8 +458,9 @@ def cmd_adapt(args) -> int:
     _adapted(_inference_model(path), None, args.model or "default")  # adaptable?
     from .adapt import read_reference
     from .pipeline import Colorizer
+    from .video import is_video
 
-    images = [read_reference(r) for r in args.references]
+    images = [read_reference(r, is_video=is_video) for r in args.references]
     adapted = Colorizer.load(path).adapt(images, random_state=args.seed)
     try:
         adapted.save(out, overwrite=args.force)

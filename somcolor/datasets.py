@@ -11,6 +11,11 @@ name           what                                        splits
                **64x64 thumbnails only** (paper: 256x256)   (the MIT split)
 ``fruits100``  Fruits-360 apples, cherries, pears, 100x100  ``train``, ``test``
 =============  ==========================================  =====================
+
+Every collection's ``train`` split is further cut in two for choosing settings without
+touching ``test``: ``val`` is every :data:`VAL_EVERY`-th train photo (sorted), ``fit``
+the rest. A setting is chosen by training on ``fit`` and scoring on ``val``; the
+bundled models then train on all of ``train`` and are reported on ``test``, once.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from pathlib import Path
 
 from . import paths
 from .exceptions import DataError
+
+#: Splits :func:`image_paths` knows; ``fit`` and ``val`` partition ``train``.
+SPLITS = ("train", "test", "fit", "val")
+#: ``val`` is every VAL_EVERY-th photo of ``train`` (sorted by name), starting with the first.
+VAL_EVERY = 5
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,8 @@ def _opencountry_splits() -> dict[str, str]:
 
 
 def image_paths(name: str, split: str | None = None) -> list[Path]:
-    """The verified image files of a collection (one split, or all), sorted.
+    """The verified image files of a collection (one split of :data:`SPLITS`, or all),
+    sorted.
 
     Raises
     ------
@@ -118,10 +129,15 @@ def image_paths(name: str, split: str | None = None) -> list[Path]:
     """
     ds = _get(name)
     table = _read_checksums(ds)
-    if split is not None and split not in ("train", "test"):
-        raise DataError(f"unknown split {split!r} for {name}, expected 'train' or 'test'")
+    if split is not None and split not in SPLITS:
+        raise DataError(f"unknown split {split!r} for {name}, expected one of {SPLITS}")
     splits = _opencountry_splits() if ds.name == "opencountry" else None
-    chosen = [rel for rel in sorted(table) if split is None or _split_of(rel, splits) == split]
+    top = "train" if split in ("fit", "val") else split
+    chosen = [rel for rel in sorted(table) if top is None or _split_of(rel, splits) == top]
+    if split == "val":
+        chosen = chosen[::VAL_EVERY]
+    elif split == "fit":
+        chosen = [rel for i, rel in enumerate(chosen) if i % VAL_EVERY]
     out = []
     for rel in chosen:
         f = ds.root / ds.base / rel

@@ -161,10 +161,8 @@ def evaluate_image(
     predictor that takes them (its ``takes_hints`` attribute, set by
     :func:`model_predictor`); other predictors colorize without them.
     """
-    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
-
     truth = Truth.of(image)
-    rgb, L, uv_true = truth.rgb, truth.L, truth.uv
+    L, uv_true = truth.L, truth.uv
     t0 = time.perf_counter()
     if hints is not None and getattr(predictor, "takes_hints", False):
         uv_pred, codes = predictor(L, hints)
@@ -172,8 +170,6 @@ def evaluate_image(
         uv_pred, codes = predictor(L)
     seconds = time.perf_counter() - t0
     out, clipped = compose(L, uv_pred)
-    uv_out = split_luv(rgb_to_luv(to_float_rgb(out)))[1]
-    err = np.linalg.norm(uv_out - uv_true, axis=-1)
 
     accuracy = math.nan
     codebook = getattr(predictor, "codebook", codebook)
@@ -184,15 +180,37 @@ def evaluate_image(
         elif codes.shape != L.shape:
             codes = _upsample_codes(codes, L.shape)
         accuracy = float(np.mean(codes == true_codes))
+    row = {"accuracy": accuracy, **score_rgb(out, truth, prior)}
+    row["gamut_rate"] = clipped / L.size
+    row["seconds"] = seconds
+    return row
 
-    small = min(L.shape) < 7
+
+def score_rgb(out: np.ndarray, image, prior: ColorPrior) -> dict[str, float]:
+    """The metrics of a colorized RGB uint8 image ``out`` against its colour original
+    (array, path or :class:`Truth`): what an experiment scores when it runs the product
+    (the public API or the CLI) and gets an image back.
+
+    >>> t = Truth.of(np.full((8, 8, 3), (120, 100, 80), np.uint8)); p = ColorPrior(); p.add(t.uv)
+    >>> gray = np.full((8, 8, 3), 104, np.uint8)
+    >>> s = score_rgb(gray, t, p); round(s["psnr"], 1), s["chroma_err"] > 10
+    (23.6, True)
+    """
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    truth = Truth.of(image)
+    rgb, uv_true = truth.rgb, truth.uv
+    if out.shape != rgb.shape or out.dtype != np.uint8:
+        raise ValueError(f"expected uint8 {rgb.shape}, got {out.dtype} {out.shape}")
+    uv_out = split_luv(rgb_to_luv(to_float_rgb(out)))[1]
+    err = np.linalg.norm(uv_out - uv_true, axis=-1)
+    small = min(out.shape[:2]) < 7
     ssim = (
         math.nan
         if small
         else float(structural_similarity(rgb, out, channel_axis=2, data_range=255))
     )
     return {
-        "accuracy": accuracy,
         "psnr": float(peak_signal_noise_ratio(rgb, out, data_range=255)),
         "ssim": ssim,
         "chroma_err": float(err.mean()),
@@ -200,8 +218,6 @@ def evaluate_image(
         "auc_rebal": auc(err, prior.weights(uv_true)),
         "colorfulness": colorfulness(out),
         "colorfulness_orig": colorfulness(rgb),
-        "gamut_rate": clipped / L.size,
-        "seconds": seconds,
     }
 
 
@@ -227,15 +243,15 @@ def model_predictor(model) -> ChromaFn:
     :class:`~somcolor.predict.Predictor`, or a CNN from :mod:`somcolor.backends`; one
     without a codebook (the CNN autoencoder) is scored for code accuracy against the
     codebook :func:`evaluate` is given. A SOM model (one with a
-    :class:`~somcolor.predict.Predictor`) also takes colour hints: ``predict(L, hints)``
-    colorizes through a :class:`~somcolor.predict.HintSession` (its codes are then
+    :class:`~somcolor.model.Model`) also takes colour hints: ``predict(L, hints)``
+    colorizes through a :class:`~somcolor.guide.HintSession` (its codes are then
     None: the code nearest to the guided chroma is scored).
     """
     inference = model.predictor() if hasattr(model, "predictor") else model
 
     def predict(L, hints=None):
         if hints:
-            from .predict import HintSession
+            from .guide import HintSession
 
             return HintSession(inference, L).uv(hints), None
         return model.predict_uv(L, return_codes=True)

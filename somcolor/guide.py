@@ -27,10 +27,12 @@ said nothing. Everything here works on plain arrays at the model's working resol
      the luminance -- is like a hinted pixel's is pulled toward the colour of the
      hint it looks most like, by that likeness (so texture like the hinted one
      elsewhere, beyond edges the local spreading cannot cross, gets its colour);
-  3. *the model*: a weak pull toward the model's own chroma, at every pixel by how
-     unlike every hint it looks, so that where the hints say nothing (no hint
-     reaches it, none looks like it) the model's colour stays instead of a blend of
-     unrelated hint colours.
+  3. *the model*: a pull toward the model's own chroma (the working chroma the
+     automatic output is made from, :meth:`Predictor.prior
+     <somcolor.predict.Predictor.prior>`), at every pixel by how unlike every hint it
+     looks, and a stronger hold where it is unlike them all, so that where the hints
+     say nothing (none looks like it) the model's colour stays instead of a blend of
+     unrelated hint colours spread along the smoothness term.
 
   The system ``(Lap + diag(d)) U = d t`` is symmetric positive definite; it is solved
   by conjugate gradients preconditioned with a two-level method (Jacobi sweeps and a
@@ -62,6 +64,7 @@ import numpy as np
 
 from .color import compose, rgb_to_luv
 from .exceptions import SomcolorError
+from .predict import ColorizeInfo
 
 # scipy.sparse is imported where it is used: colorizing without hints never needs it.
 
@@ -378,20 +381,26 @@ def to_working(hints: Hints, shape: tuple[int, int]) -> WorkHints:
 # ---------------------------------------------------------------------------- the method
 @dataclass(frozen=True)
 class GuideParams:
-    """The method's settings; the defaults were chosen on every 10th BSDS500 test photo
-    (``experiments/hints_sweep.py``) against Levin et al. alone with the same hints."""
+    """The method's settings. Chosen on the BSDS500 ``val`` split (40 photos of train)
+    with a model trained on the ``fit`` split only, through the product
+    (``experiments/hints_sweep.py``; docs/hints.md has the sweep); the test split was
+    not used."""
 
     radius: float = 2.0  #: default footprint radius of a hint, in working pixels
     hint_weight: float = 100.0  #: data weight of a hinted pixel (affinities are <= 1)
     disc_sigma: float = 5.0  #: L difference (0..100) where a disc pixel's weight is e^-0.5
     nonlocal_weight: float = 1.0  #: the pull toward the colour of a hint with the same appearance
-    #: Hellinger distance between code probabilities where the likeness is 1/e^0.5. 0.15 until
-    #: the default was retrained on 20 000 pixels a photo: its probabilities vary more with the
-    #: position, so within a flat region a hint's likeness fell off (docs/hints.md).
-    nonlocal_sigma: float = 0.25
+    #: Hellinger distance between code probabilities where the likeness is 1/e^0.5
+    nonlocal_sigma: float = 0.5
     nonlocal_l_sigma: float = 10.0  #: L difference for the same
     nonlocal_power: float = 16.0  #: how sharply the most alike hint's colour is the target
-    model_weight: float = 0.01  #: the pull toward the model's chroma, where no hint looks alike
+    #: the pull toward the model's chroma, by how unlike every hint a pixel looks (``unlike``)
+    model_weight: float = 0.1
+    #: a stronger hold on the model's chroma where every hint looks unlike:
+    #: ``model_hold * unlike**model_power`` added to that pull, so that hint colours do not
+    #: leak along the smoothness term into regions no hint resembles
+    model_hold: float = 0.3
+    model_power: float = 16.0
     max_nonlocal: int = 256  #: hinted pixels (evenly spread over the list) the non-local pull uses
     rtol: float = 1e-3  #: conjugate gradients stop at this relative residual
     max_iter: int = 500
@@ -637,8 +646,8 @@ class Guide:
             weight += alpha
             pull += (alpha / np.where(total > 0, total, 1.0))[:, None] * target
             unlike = 1.0 - top
-        if prm.model_weight > 0:
-            beta = prm.model_weight * unlike
+        if prm.model_weight > 0 or prm.model_hold > 0:
+            beta = prm.model_weight * unlike + prm.model_hold * unlike**prm.model_power
             weight += beta
             pull += beta[:, None] * self.uv.reshape(-1, 2)
         rows, cols = np.divmod(hints.index, w)
@@ -712,3 +721,110 @@ def suggest(proba: np.ndarray, palette: np.ndarray, k: int = 5, *, lightness: fl
     L = np.full((1, len(top)), float(lightness))
     rgb, _ = compose(L, palette[top][None])
     return [(rgb_hex(c), round(float(proba[j]), 6)) for c, j in zip(rgb[0], top, strict=True)]
+
+
+# ---------------------------------------------------------------------------- one image's session
+#: Long side of the hints solve for a model that predicts at full resolution
+#: (``work_size=None``); other models solve at their own working size.
+HINT_WORK_SIZE = 256
+
+
+def _shrink(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Area-average ``(H, W)`` or ``(H, W, C)`` float32 down to ``shape``."""
+    from .resize import downsample
+
+    if tuple(x.shape[:2]) == tuple(shape):
+        return np.ascontiguousarray(x, np.float32)
+    if x.ndim == 2:
+        return downsample(x, shape)
+    return np.stack([downsample(x[..., c], shape) for c in range(x.shape[2])], axis=-1)
+
+
+class HintSession:
+    """One image made ready for colour hints: re-colorize it with any hints, quickly.
+
+    Built by :meth:`somcolor.model.Model.hint_session` (from an image) or directly from
+    a model and a luminance ``L`` (``(H, W)``, 0..100). It holds what no hint changes,
+    all of it from the model's one prediction (:meth:`Predictor.prior
+    <somcolor.predict.Predictor.prior>`): the full-resolution L, the automatic full-size
+    chroma (exactly the automatic output's), and at the working size (the model's
+    ``work_size``; :data:`HINT_WORK_SIZE` for a model with ``work_size=None``, the prior
+    shrunk to it) the luminance, the working chroma the automatic output is brought up
+    from, and the code probabilities; the :class:`Guide` of that size is built on first
+    use. Each :meth:`colorize` solves for the guided chroma (warm-started from the last
+    solve), adds its change to the automatic chroma (:func:`full_size`) and composes it
+    with the full-resolution L; with no hints it is the automatic output byte for byte.
+
+    Examples
+    --------
+    >>> from somcolor.model import Model
+    >>> from somcolor.paths import DEFAULT_MODEL
+    >>> session = Model.from_file(DEFAULT_MODEL).hint_session(np.full((8, 8), 128, np.uint8))
+    >>> session.colorize([(3, 3, "#c83232")])[3, 3].tolist() != [128, 128, 128]
+    True
+    """
+
+    def __init__(self, predictor, L, params: GuideParams | None = None):
+        from .resize import working_shape
+
+        self.L = np.ascontiguousarray(L, dtype=np.float32)
+        self.params = params
+        p = predictor
+        work = working_shape(self.L.shape, p.work_size or HINT_WORK_SIZE)
+        own = working_shape(self.L.shape, p.work_size) == work
+        self.prior = prior = p.prior(self.L, proba=own)
+        self.uv_auto = prior.full_uv(self.L)
+        if own:
+            self.L_work, self.uv_work, self.proba = prior.L, prior.uv, prior.proba
+        else:  # a full-resolution model: its prior shrunk to the hints' working size
+            self.L_work = _shrink(prior.L, work)
+            self.uv_work = _shrink(prior.uv, work)
+            self.proba = p.predict_proba(self.L_work)[0]
+            self.prior = None  # the full-size prior is not kept
+        self.palette = p.codebook[p.classes]
+        self._guide = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The input image's ``(height, width)``."""
+        return self.L.shape
+
+    @property
+    def guide(self) -> Guide:
+        """The :class:`Guide` of the working size (built on first use)."""
+        if self._guide is None:
+            self._guide = Guide(self.L_work, self.proba, self.palette, self.uv_work, self.params)
+        return self._guide
+
+    def colorize(self, hints=None, scribbles=None, *, return_info: bool = False):
+        """The image colorized with these hints (as :func:`as_hints` takes them) -> RGB
+        uint8 ``(H, W, 3)``; with no hints the automatic output. With ``return_info``
+        also returns a :class:`~somcolor.predict.ColorizeInfo`."""
+        import time
+
+        t0 = time.perf_counter()
+        out, clipped = compose(self.L, self.uv(hints, scribbles))
+        if not return_info:
+            return out
+        return out, ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
+
+    def uv(self, hints=None, scribbles=None) -> np.ndarray:
+        """The full-size chroma ``(H, W, 2)`` float32 with these hints (the automatic
+        chroma itself when there are none)."""
+        given = as_hints(hints, scribbles, self.shape)
+        if not len(given):
+            return self.uv_auto
+        guided = self.guide.solve(to_working(given, self.guide.shape))
+        return full_size(self.uv_auto, self.uv_work, guided)
+
+    def suggest(
+        self, x: float, y: float, k: int = 5, *, source: str = "point"
+    ) -> list[tuple[str, float]]:
+        """The model's ``k`` most probable colours at column ``x``, row ``y`` of the input
+        (:func:`suggest`), from the probabilities of the working pixel holding it, shown
+        at the input pixel's lightness (a point outside the image: an error naming
+        ``source``)."""
+        at = parse_hints([(x, y, "#000000")], self.shape, source=source)
+        index = int(to_working(at, self.L_work.shape).index[0])
+        lightness = float(self.L[int(round(y)), int(round(x))])
+        return suggest(self.proba[index], self.palette, k, lightness=lightness)

@@ -37,6 +37,7 @@ from .decode import check_decoder
 from .exceptions import SomcolorError
 from .features import FeatureSpec, features_at
 from .io import read_image
+from .model import Model
 from .params import TUPLE_PARAMS, check_params
 from .patches import sample_positions
 from .predict import ColorizeInfo, Predictor
@@ -270,11 +271,12 @@ class Colorizer(BaseEstimator):
         return self
 
     # ------------------------------------------------------------------ inference
-    def predictor(self) -> Predictor:
-        """The fitted model's inference, over its arrays as they are now (not copied)."""
+    def predictor(self) -> Model:
+        """The fitted model's inference (a :class:`~somcolor.model.Model`: automatic
+        colour, hints, references), over its arrays as they are now (not copied)."""
         check_is_fitted(self, "classifier_")
         q, c = self.quantizer_, self.classifier_
-        return Predictor(
+        return Model(
             config=self.get_params(),
             codebook=q.codebook_,
             classes=c.classes_,
@@ -312,7 +314,7 @@ class Colorizer(BaseEstimator):
         Color inputs are first reduced to their luminance, so a color photo is
         re-colorized. With ``return_info`` also returns a :class:`ColorizeInfo`.
         ``hints`` and ``scribbles`` are user colour hints; ``reference`` colour photos
-        the model is first adapted to; see :meth:`Predictor.colorize`.
+        the model is first adapted to; see :meth:`Model.colorize <somcolor.model.Model.colorize>`.
         """
         return self.predictor().colorize(
             image, hints=hints, scribbles=scribbles, reference=reference, return_info=return_info
@@ -356,7 +358,7 @@ class Colorizer(BaseEstimator):
         ModelFormatError
             If the file is not a somcolor model, is damaged or inconsistent, or is newer.
         """
-        return cls._from_predictor(Predictor.from_file(path))
+        return cls._from_predictor(Model.from_file(path))
 
     @classmethod
     def _from_predictor(cls, p: Predictor) -> Colorizer:

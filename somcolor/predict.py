@@ -23,11 +23,21 @@ Colorizing goes luminance -> features -> network -> decode -> compose, a block o
   it); the guided filter's coefficients are fitted there (guide L / 100) and, a block
   of full-resolution rows at a time, interpolated and applied to the full-resolution L
   (He & Sun's fast guided filter; without smoothing, bilinear interpolation), then
-  composed with it (:meth:`_colorize_guided`, :meth:`predict_uv`).
+  composed with it (:meth:`prior`, :meth:`compose`, :meth:`predict_uv`).
+
+**One prior.** :meth:`Predictor.prior` is the model's prediction at the working size:
+the working L, the working chroma the full-size output is made from (the guided
+filter's output there, when the model smooths), the coefficients that bring it to the
+full size and, on request, the code probabilities. The automatic path
+(:meth:`Predictor.colorize`, :meth:`Predictor.predict_uv`) and every guided path --
+colour hints (:class:`somcolor.guide.HintSession`), suggestions, the page, reference
+adaptation, video -- take their chroma from it, so a guided result with no guidance is
+the automatic one byte for byte. This module imports no guidance: hints and references
+sit on top of it (:mod:`somcolor.guide`, :mod:`somcolor.adapt`, composed by
+:class:`somcolor.model.Model`).
 
 :meth:`Predictor.predict_proba` always takes the unfused path: it returns the
-probabilities. Colour hints (:mod:`somcolor.guide`) start from those probabilities and
-the automatic chroma (:meth:`Predictor.hint_session`).
+probabilities.
 """
 
 from __future__ import annotations
@@ -39,9 +49,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import guide, modelfile
+from . import modelfile
 from .color import check_image, compose, luminance
-from .decode import DECODERS, get_decoder
+from .decode import DECODERS
 from .exceptions import ModelFormatError, SomcolorError
 from .features import FeatureSpec, _Prepared, image_features
 from .fused import context_uv, patch_uv, rows_reached
@@ -51,13 +61,10 @@ from .params import INFERENCE_PARAMS, check_params
 from .resize import downsample, working_shape
 from .smooth import guided_coefficients, guided_rows
 
-__all__ = ["BLOCK_PIXELS", "HINT_WORK_SIZE", "ColorizeInfo", "HintSession", "Predictor"]
+__all__ = ["BLOCK_PIXELS", "ColorizeInfo", "Predictor", "Prior"]
 
 #: Pixels (rows x width) whose patches are built and classified at once.
 BLOCK_PIXELS = 1 << 16
-#: Long side of the hints solve for a model that predicts at full resolution
-#: (``work_size=None``); other models solve at their own working size.
-HINT_WORK_SIZE = 256
 
 
 def _row_blocks(H: int, W: int):
@@ -75,6 +82,59 @@ class ColorizeInfo:
     width: int
     gamut_clipped: int  #: pixels whose predicted color fell outside sRGB and was clipped
     seconds: float
+
+
+@dataclass
+class Prior:
+    """The model's prediction of one image at its working size: what every path uses.
+
+    Made by :meth:`Predictor.prior`. The automatic output is :meth:`rows` composed with
+    the full-resolution L; guidance (hints, references) starts from the same arrays.
+
+    Attributes
+    ----------
+    L : float32 ndarray of shape (h, w)
+        The luminance (0..100) at the working size.
+    uv : float32 ndarray of shape (h, w, 2)
+        The working chroma the full-size chroma is brought up from: with smoothing, the
+        guided filter's output at the working size (``a * L / 100 + b``), else the
+        decoded prediction itself.
+    top : int ndarray of shape (h * w,)
+        The most probable probability column of every working pixel.
+    proba : float32 ndarray of shape (h * w, n_classes), or None
+        The code probabilities (only when asked for).
+    coefficients : tuple of two float32 ndarrays of shape (h, w, 2), or None
+        The guided filter's ``(a, b)`` (bilinear upsampling: ``(0, uv)``); None when the
+        working size is the image's and there is no smoothing (the chroma is ``uv``).
+    """
+
+    L: np.ndarray
+    uv: np.ndarray
+    top: np.ndarray
+    proba: np.ndarray | None = None
+    coefficients: tuple[np.ndarray, np.ndarray] | None = None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """The working ``(h, w)``."""
+        return self.L.shape
+
+    def rows(self, L: np.ndarray, r0: int, r1: int, out: np.ndarray) -> np.ndarray:
+        """Rows ``r0:r1`` of the full-size chroma for the full-resolution luminance ``L``
+        (float32 ``(H, W)``), written into ``out`` (float32 ``(r1 - r0, W, 2)``)."""
+        if self.coefficients is None:
+            out[...] = self.uv[r0:r1]
+            return out
+        mean_a, mean_b = self.coefficients
+        return guided_rows(L, mean_a, mean_b, r0, r1, out, scale=0.01)
+
+    def full_uv(self, L: np.ndarray) -> np.ndarray:
+        """The full-size chroma ``(H, W, 2)`` float32 for the full-resolution ``L``."""
+        L = np.ascontiguousarray(L, dtype=np.float32)
+        uv = np.empty((*L.shape, 2), dtype=np.float32)
+        for r0, r1 in _row_blocks(*L.shape):
+            self.rows(L, r0, r1, uv[r0:r1])
+        return uv
 
 
 class Predictor:
@@ -216,115 +276,86 @@ class Predictor:
             self._forward(X, proba[r0 * w : r1 * w])
         return proba, shape
 
+    def prior(self, L: np.ndarray, *, proba: bool = False) -> Prior:
+        """The model's prediction of a luminance image ``(H, W)`` (0..100) at its working
+        size: the one :class:`Prior` every path starts from (module docstring).
+
+        The chroma comes from the fused kernel of the model's features; with ``proba``
+        the code probabilities are computed too (the unfused path, the same network).
+        With smoothing, the guided filter's coefficients are fitted at the working size
+        (guide: the working L / 100, radius ``smooth_radius`` x its long side) and
+        :meth:`Prior.rows` applies them to the full-resolution L (He & Sun's fast
+        guided filter); without, the chroma is interpolated bilinearly.
+        """
+        L = np.ascontiguousarray(L, dtype=np.float32)
+        L_work = self._work_L(L)
+        shape = L_work.shape
+        uv, top = self._work_uv(L_work)
+        uv = uv.reshape(*shape, 2)
+        probabilities = self._proba_at(L_work)[0] if proba else None
+        if self.smooth_radius > 0:
+            radius = max(1, round(self.smooth_radius * max(shape)))
+            mean_a, mean_b = guided_coefficients(
+                L_work / np.float32(100), uv, radius, self.smooth_eps
+            )
+            coefficients = (mean_a, mean_b)
+            uv = guided_rows(L_work, mean_a, mean_b, 0, shape[0], scale=0.01)
+        elif shape == L.shape:  # full resolution, no smoothing: the prediction itself
+            coefficients = None
+        else:  # bilinear: the guided form with a = 0
+            coefficients = (np.zeros_like(uv), uv)
+        return Prior(L_work, uv, top, probabilities, coefficients)
+
     def predict_uv(self, L: np.ndarray, *, return_codes: bool = False):
         """Predicted chroma ``(H, W, 2)`` float32 for a luminance image ``(H, W)``.
 
-        The chroma is predicted at the working resolution and brought to the full
-        image guided by its L (:meth:`_full_uv_rows`). With ``return_codes`` also
-        returns the most probable code per pixel at the working resolution.
+        The chroma of :meth:`prior` brought to the full image guided by its L
+        (:meth:`Prior.full_uv`). With ``return_codes`` also returns the most probable
+        code per pixel at the working resolution.
         """
         L = np.ascontiguousarray(L, dtype=np.float32)
-        uv = np.empty((*L.shape, 2), dtype=np.float32)
-        rows, top, shape = self._upsampler(L)
-        for r0, r1 in _row_blocks(*L.shape):
-            rows(r0, r1, uv[r0:r1])
+        prior = self.prior(L)
+        uv = prior.full_uv(L)
         if return_codes:
-            return uv, self.classes[top].reshape(shape)
+            return uv, self.classes[prior.top].reshape(prior.shape)
         return uv
 
-    def colorize(
-        self, image, *, hints=None, scribbles=None, reference=None, return_info: bool = False
-    ):
+    def colorize(self, image, *, return_info: bool = False):
         """Colorize an image (gray, RGB or RGBA array, or a path) -> RGB uint8 ``(H, W, 3)``.
 
         Color inputs are first reduced to their luminance, so a color photo is
         re-colorized. With ``return_info`` also returns a :class:`ColorizeInfo`.
-
-        ``reference`` is a colour photo (array or path) or a list of them: the model is
-        first adapted to them (:meth:`adapt`, seed 0), then colours the image (with the
-        hints, if any, on top). To colour several images from the same references,
-        call :meth:`adapt` once and colour with the model it returns.
-
-        ``hints`` are user colour points: a list of dicts ``{"x", "y", "color"[,
-        "radius"]}`` or ``(x, y, (r, g, b))`` tuples (``x`` the column, ``y`` the row in
-        pixels of the input; colours ``"#rrggbb"`` or 0..255 triples), or a
-        :class:`somcolor.guide.Hints`; ``scribbles`` an RGBA array of the input's size
-        whose opaque pixels are colour strokes. They are spread edge-aware with the
-        model's prediction as the prior (:mod:`somcolor.guide`, through a one-off
-        :meth:`hint_session`; use that to add hints one at a time). The hints are solved
-        at the model's working size (``work_size``); a model with ``work_size=None``
-        solves them at :data:`HINT_WORK_SIZE` (256) px on the long side, and the change
-        they make is brought to the full image. With no hints (None or empty) the output
-        is exactly the automatic one.
-
-        Raises
-        ------
-        SomcolorError
-            A bad hint (outside the image, a bad colour, unknown keys) or scribbles of
-            another size, in one line naming the entry.
+        Colour hints and references: :class:`somcolor.model.Model`.
         """
         t0 = time.perf_counter()
         if isinstance(image, str | Path):
             image = read_image(image)
         image = np.asarray(image)
         shape = check_image(image).shape[:2]
-        if reference is not None:
-            out = self.adapt(reference).colorize(
-                image, hints=hints, scribbles=scribbles, return_info=return_info
-            )
-            if return_info:
-                out[1].seconds = time.perf_counter() - t0
-            return out
-        if hints is not None or scribbles is not None:
-            given = guide.as_hints(hints, scribbles, shape)
-            if len(given):
-                out, info = self.hint_session(image).colorize(given, return_info=True)
-                info.seconds = time.perf_counter() - t0
-                return (out, info) if return_info else out
         full_size = working_shape(shape, self.work_size) == shape
         if full_size and not self.smooth_radius > 0:
             out, clipped = self._colorize_rows(image)
         else:
-            out, clipped = self._colorize_guided(image)
+            L = luminance(image).astype(np.float32, copy=False)
+            out, clipped = self.compose(L, self.prior(L))
         if not return_info:
             return out
         info = ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
         return out, info
 
-    def adapt(self, references, *, random_state=0, **options) -> Predictor:
-        """A new model fitted to reference colour photos (arrays or paths), starting
-        from this one, which is not changed: see :func:`somcolor.adapt.adapt` (its
-        ``options`` are the fields of :class:`~somcolor.adapt.AdaptParams`)."""
-        from .adapt import adapt
-
-        return adapt(self, references, random_state=random_state, **options)
-
-    def hint_session(self, image, params: guide.GuideParams | None = None) -> HintSession:
-        """An image (gray, RGB or RGBA array, or a path) made ready for colour hints
-        (:class:`HintSession`): the model's probabilities and chroma computed once, so
-        each new set of hints only re-solves."""
-        if isinstance(image, str | Path):
-            image = read_image(image)
-        L = luminance(check_image(np.asarray(image))).astype(np.float32, copy=False)
-        return HintSession(self, L, params)
-
-    def suggest(self, image, x: float, y: float, k: int = 5) -> list[tuple[str, float]]:
-        """The model's ``k`` most probable colours at column ``x``, row ``y`` of the input:
-        ``[("#rrggbb", probability), ...]``, each shown at that pixel's lightness.
-
-        The probabilities are those of the working pixel holding ``(x, y)`` (the
-        model's working size, :data:`HINT_WORK_SIZE` for a full-resolution model).
-        """
-        if isinstance(image, str | Path):
-            image = read_image(image)
-        image = np.asarray(image)
-        L = luminance(check_image(image)).astype(np.float32, copy=False)
-        at = guide.parse_hints([(x, y, "#000000")], L.shape, source="--at")
-        L_work = downsample(L, working_shape(L.shape, self.work_size or HINT_WORK_SIZE))
-        proba, shape = self._proba_at(L_work)
-        index = int(guide.to_working(at, shape).index[0])
-        lightness = float(L[int(round(y)), int(round(x))])
-        return guide.suggest(proba[index], self.codebook[self.classes], k, lightness=lightness)
+    def compose(self, L: np.ndarray, prior: Prior) -> tuple[np.ndarray, int]:
+        """RGB uint8 ``(H, W, 3)`` of the full-resolution ``L`` and the prior's chroma, and
+        the number of pixels clipped to sRGB: each block of rows brought up and composed
+        at once, so memory holds L and the output, plus one block."""
+        H, W = L.shape
+        out = np.empty((H, W, 3), dtype=np.uint8)
+        block = np.empty((min(H, max(1, BLOCK_PIXELS // max(W, 1))), W, 2), dtype=np.float32)
+        clipped = 0
+        for r0, r1 in _row_blocks(H, W):
+            uv = prior.rows(L, r0, r1, block[: r1 - r0])
+            out[r0:r1], n = compose(L[r0:r1], uv)
+            clipped += n
+        return out, clipped
 
     # ------------------------------------------------------------ the paths (module docstring)
     def _work_L(self, L: np.ndarray) -> np.ndarray:
@@ -337,55 +368,6 @@ class Predictor:
         if self.feature_spec.patch_only:
             return self._uv_rows(L_work, 0, L_work.shape[0], 0, L_work.shape[0])
         return self._context_rows(_Prepared(L_work, self.feature_spec), 0, L_work.shape[0])
-
-    def _upsampler(self, L: np.ndarray):
-        """Predict at the working size; returns ``(rows, top, shape)`` where
-        ``rows(r0, r1, out)`` writes the full-size UV of rows ``r0:r1`` into ``out``.
-
-        With smoothing, the guided filter's coefficients are fitted at the working size
-        (guide: the working L / 100, radius ``smooth_radius`` x its long side) and
-        applied to the full-resolution L (He & Sun's fast guided filter); without, the
-        UV is interpolated bilinearly. Either way no full-size array is built here.
-        """
-        L_work = self._work_L(L)
-        shape = L_work.shape
-        uv, top = self._work_uv(L_work)
-        uv = uv.reshape(*shape, 2)
-        if self.smooth_radius > 0:
-            radius = max(1, round(self.smooth_radius * max(shape)))
-            mean_a, mean_b = guided_coefficients(
-                L_work / np.float32(100), uv, radius, self.smooth_eps
-            )
-        elif shape == L.shape:  # full resolution, no smoothing: the prediction itself
-
-            def rows(r0, r1, out):
-                out[...] = uv[r0:r1]
-                return out
-
-            return rows, top, shape
-        else:  # bilinear: the guided form with a = 0
-            mean_a, mean_b = np.zeros_like(uv), uv
-
-        def rows(r0, r1, out):
-            return guided_rows(L, mean_a, mean_b, r0, r1, out, scale=0.01)
-
-        return rows, top, shape
-
-    def _colorize_guided(self, image: np.ndarray) -> tuple[np.ndarray, int]:
-        """Predict at the working size (or full size with smoothing), then each block of
-        rows: UV brought up guided by L and composed to RGB at once, so memory holds
-        the input, its L and the output, plus one block."""
-        L = luminance(image).astype(np.float32, copy=False)
-        H, W = L.shape
-        rows, _, _ = self._upsampler(L)
-        out = np.empty((H, W, 3), dtype=np.uint8)
-        block = np.empty((min(H, max(1, BLOCK_PIXELS // max(W, 1))), W, 2), dtype=np.float32)
-        clipped = 0
-        for r0, r1 in _row_blocks(H, W):
-            uv = rows(r0, r1, block[: r1 - r0])
-            out[r0:r1], n = compose(L[r0:r1], uv)
-            clipped += n
-        return out, clipped
 
     def _colorize_rows(self, image) -> tuple[np.ndarray, int]:
         """Full resolution, no smoothing: each block of rows goes from the input to RGB
@@ -473,67 +455,3 @@ class Predictor:
             arrays[f"mlp_coef_{i}"] = W
             arrays[f"mlp_intercept_{i}"] = b
         return arrays
-
-
-class HintSession:
-    """One image made ready for colour hints: re-colorize it with any hints, quickly.
-
-    Built by :meth:`Predictor.hint_session` (from an image) or directly from a
-    luminance ``L`` (``(H, W)``, 0..100). It holds what no hint changes: the
-    full-resolution L, the automatic full-size chroma (the model's own path, guided
-    smoothing included), the model's code probabilities and decoded chroma at the
-    working size (the model's ``work_size``; :data:`HINT_WORK_SIZE` for a model with
-    ``work_size=None``), and the :class:`~somcolor.guide.Guide` of that size. Each
-    :meth:`colorize` solves for the guided chroma (warm-started from the last solve),
-    adds its change to the automatic chroma (:func:`~somcolor.guide.full_size`) and
-    composes it with the full-resolution L.
-
-    Examples
-    --------
-    >>> from somcolor.paths import DEFAULT_MODEL
-    >>> session = Predictor.from_file(DEFAULT_MODEL).hint_session(np.full((8, 8), 128, np.uint8))
-    >>> session.colorize([(3, 3, "#c83232")])[3, 3].tolist() != [128, 128, 128]
-    True
-    """
-
-    def __init__(self, predictor: Predictor, L, params: guide.GuideParams | None = None):
-        self.L = np.ascontiguousarray(L, dtype=np.float32)
-        p = predictor
-        work = working_shape(self.L.shape, p.work_size or HINT_WORK_SIZE)
-        L_work = downsample(self.L, work)
-        self.proba, _ = p._proba_at(L_work)
-        uv = get_decoder(p.decoder)(self.proba, p.classes, p.codebook, p.temperature)
-        self.uv_work = np.asarray(uv, np.float32).reshape(*work, 2)
-        self.palette = p.codebook[p.classes]
-        self.uv_auto = p.predict_uv(self.L)
-        self.guide = guide.Guide(L_work, self.proba, self.palette, self.uv_work, params)
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """The input image's ``(height, width)``."""
-        return self.L.shape
-
-    def colorize(self, hints=None, scribbles=None, *, return_info: bool = False):
-        """The image colorized with these hints (as :meth:`Predictor.colorize` takes
-        them) -> RGB uint8 ``(H, W, 3)``; with no hints the automatic chroma composed
-        with L. With ``return_info`` also returns a :class:`ColorizeInfo`."""
-        t0 = time.perf_counter()
-        out, clipped = compose(self.L, self.uv(hints, scribbles))
-        if not return_info:
-            return out
-        return out, ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
-
-    def uv(self, hints=None, scribbles=None) -> np.ndarray:
-        """The full-size chroma ``(H, W, 2)`` float32 with these hints (the automatic
-        chroma itself when there are none)."""
-        given = guide.as_hints(hints, scribbles, self.shape)
-        guided = self.guide.solve(guide.to_working(given, self.guide.shape))
-        return guide.full_size(self.uv_auto, self.uv_work, guided)
-
-    def suggest(self, x: float, y: float, k: int = 5) -> list[tuple[str, float]]:
-        """The model's ``k`` most probable colours at column ``x``, row ``y`` (as
-        :meth:`Predictor.suggest`)."""
-        at = guide.parse_hints([(x, y, "#000000")], self.shape, source="point")
-        index = int(guide.to_working(at, self.guide.shape).index[0])
-        lightness = float(self.L[int(round(y)), int(round(x))])
-        return guide.suggest(self.proba[index], self.palette, k, lightness=lightness)

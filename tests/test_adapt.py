@@ -14,8 +14,8 @@ from conftest import write_image_file
 from somcolor.adapt import AdaptParams, nearest_column, refine_palette
 from somcolor.color import rgb_to_luv, split_luv, to_float_rgb
 from somcolor.exceptions import SomcolorError
+from somcolor.model import Model
 from somcolor.paths import DEFAULT_MODEL
-from somcolor.predict import Predictor
 
 RED, BLUE = (200, 40, 40), (40, 60, 150)
 
@@ -42,8 +42,8 @@ def angle(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def model() -> Predictor:
-    return Predictor.from_file(DEFAULT_MODEL)
+def model() -> Model:
+    return Model.from_file(DEFAULT_MODEL)
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def reference() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def adapted(model, reference) -> Predictor:
+def adapted(model, reference) -> Model:
     return model.adapt(reference)
 
 
@@ -93,7 +93,7 @@ def test_refine_palette_is_lloyd_and_keeps_unused_codes():
 
 
 def test_input_model_is_not_modified(reference):
-    model = Predictor.from_file(DEFAULT_MODEL)
+    model = Model.from_file(DEFAULT_MODEL)
     before = {k: np.array(v) for k, v in model.model_arrays().items() if v is not None}
     model.adapt(reference)
     for k, v in model.model_arrays().items():

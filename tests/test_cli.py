@@ -775,7 +775,7 @@ def test_work_size_colorizes_at_that_long_side_and_keeps_the_input_size(
     cli, make_image, tiny_model_path, tmp_path
 ):
     from somcolor.io import read_image
-    from somcolor.predict import Predictor
+    from somcolor.model import Model
 
     src = make_image("scan.png", "gray", shape=(48, 64))
     outs = {}
@@ -786,7 +786,7 @@ def test_work_size_colorizes_at_that_long_side_and_keeps_the_input_size(
         assert r.code == 0, r.err
         outs[size] = np.asarray(Image.open(dst))
     assert outs[None].shape == outs[16].shape == (48, 64, 3)
-    expected = Predictor.from_file(tiny_model_path).set_params(work_size=16)
+    expected = Model.from_file(tiny_model_path).set_params(work_size=16)
     assert np.array_equal(outs[16], expected.colorize(read_image(src)))
     assert not np.array_equal(outs[16], outs[None])  # predicted on 12x16, not 48x64
 
@@ -796,9 +796,9 @@ def test_work_size_0_or_full_predicts_at_full_resolution_over_the_models_own(
     cli, make_image, tiny_model_path, tmp_path, full
 ):
     from somcolor.io import read_image
-    from somcolor.predict import Predictor
+    from somcolor.model import Model
 
-    model = Predictor.from_file(tiny_model_path).set_params(work_size=16)
+    model = Model.from_file(tiny_model_path).set_params(work_size=16)
     recorded = tmp_path / "work16.npz"
     from somcolor import modelfile
 
@@ -928,8 +928,8 @@ def test_colorize_with_hints_matches_the_api_with_every_model(
     cli, make_image, tiny_model_path, tmp_path, model
 ):
     from somcolor.io import read_image
+    from somcolor.model import Model
     from somcolor.paths import model_path
-    from somcolor.predict import Predictor
 
     name = tiny_model_path if model == "tiny" else model
     src = make_image("scan.png", "gray", shape=(48, 64))
@@ -938,7 +938,7 @@ def test_colorize_with_hints_matches_the_api_with_every_model(
     r = cli("colorize", src, "-o", dst, "--model", name, "--hints", hints, "-q")
     assert r.code == 0, r.err
     got = np.asarray(Image.open(dst))
-    expected = Predictor.from_file(model_path(str(name))).colorize(
+    expected = Model.from_file(model_path(str(name))).colorize(
         read_image(src), hints=[(10, 20, "#c83232")]
     )
     assert np.array_equal(got, expected)
@@ -948,7 +948,7 @@ def test_colorize_with_hints_and_scribbles_and_work_size(
     cli, make_image, tiny_model_path, tmp_path
 ):
     from somcolor.io import read_image
-    from somcolor.predict import Predictor
+    from somcolor.model import Model
 
     src = make_image("scan.png", "gray", shape=(48, 64))
     hints = _write_hints(tmp_path / "h.json", [{"x": 10, "y": 20, "color": "#c83232"}])
@@ -960,7 +960,7 @@ def test_colorize_with_hints_and_scribbles_and_work_size(
     args = ["--hints", hints, "--scribbles", strokes, "--work-size", "16", "-q"]
     r = cli("colorize", src, "-o", dst, "--model", tiny_model_path, *args)
     assert r.code == 0, r.err
-    model = Predictor.from_file(tiny_model_path).set_params(work_size=16)
+    model = Model.from_file(tiny_model_path).set_params(work_size=16)
     expected = model.colorize(read_image(src), hints=[(10, 20, "#c83232")], scribbles=rgba)
     assert np.array_equal(np.asarray(Image.open(dst)), expected)
     only = tmp_path / "only.png"
@@ -1032,14 +1032,14 @@ def test_colorize_with_hints_takes_one_input(cli, make_image, tiny_model_path, t
 
 def test_suggest_prints_the_models_top_colours(cli, make_image, tiny_model_path):
     from somcolor.io import read_image
-    from somcolor.predict import Predictor
+    from somcolor.model import Model
 
     src = make_image("scan.png", "gray", shape=(48, 64))
     r = cli("suggest", src, "--at", "10,20", "--top", "3", "--model", tiny_model_path)
     assert r.code == 0, r.err
     lines = r.out.splitlines()
     assert len(lines) == 3
-    expected = Predictor.from_file(tiny_model_path).suggest(read_image(src), 10, 20, 3)
+    expected = Model.from_file(tiny_model_path).suggest(read_image(src), 10, 20, 3)
     for line, (color, p) in zip(lines, expected, strict=True):
         assert line.split() == [color, f"{100 * p:.1f}%"]
     r = cli("suggest", src, "--at", "10,20", "--top", "3", "--model", tiny_model_path, "--json")

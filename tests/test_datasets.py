@@ -37,8 +37,17 @@ def test_unknown_collection_is_a_data_error():
 
 
 def test_unknown_split_is_a_data_error():
-    with pytest.raises(DataError, match="unknown split 'val'"):
-        datasets.image_paths("bsds500", "val")
+    with pytest.raises(DataError, match="unknown split 'validation'"):
+        datasets.image_paths("bsds500", "validation")
+
+
+@pytest.mark.parametrize("name", ["bsds500", "fruits100", "opencountry"])
+def test_fit_and_val_partition_train_and_never_touch_test(name):
+    train = datasets.image_paths(name, "train")
+    fit, val = datasets.image_paths(name, "fit"), datasets.image_paths(name, "val")
+    assert val == train[:: datasets.VAL_EVERY]
+    assert sorted(fit + val) == train and not set(fit) & set(val)
+    assert not set(fit + val) & set(datasets.image_paths(name, "test"))
 
 
 # --- a small fake collection --------------------------------------------------------------

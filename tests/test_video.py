@@ -546,8 +546,8 @@ def test_cli_colorize_gives_videos_the_video_model_and_its_work_size(
     )
     from PIL import Image
 
+    from somcolor.model import Model
     from somcolor.paths import DEFAULT_MODEL
-    from somcolor.predict import Predictor
 
     photo = tmp_path / "photo.png"
     Image.fromarray(np.full((20, 30), 128, np.uint8)).save(photo)
@@ -555,7 +555,7 @@ def test_cli_colorize_gives_videos_the_video_model_and_its_work_size(
         out_dir = str(tmp_path / "o")
         assert main(["colorize", str(clip), str(photo), "--out-dir", out_dir, *args]) == 0
     # without --model the video gets the bundled video model (the default), photos too
-    video_model = Predictor.from_file(DEFAULT_MODEL)
+    video_model = Model.from_file(DEFAULT_MODEL)
     codebook = video_model.codebook
     assert all(np.array_equal(m.codebook, codebook) for m in used) and len(used) == 2
     assert [m.work_size for m in used] == [video_model.work_size, 64]  # its own, then --work-size
@@ -565,7 +565,7 @@ def test_cli_colorize_gives_videos_the_video_model_and_its_work_size(
     used.clear()
     assert main(["colorize-video", str(clip), "-o", str(tmp_path / "v.mp4"), "-q"]) == 0
     assert main(["colorize", str(clip), "--model", str(tiny_model_path), "-q"]) == 0
-    tiny = Predictor.from_file(tiny_model_path).codebook
+    tiny = Model.from_file(tiny_model_path).codebook
     assert np.array_equal(used[0].codebook, codebook) and np.array_equal(used[1].codebook, tiny)
     assert not np.array_equal(codebook, tiny)
 

@@ -9,7 +9,7 @@ point against the photo's size.
 
 A :class:`PreviewSession` lives in a hint worker (:mod:`.workers`): it keeps what no
 hint changes -- the model's probabilities, chroma and solver set-up at the working
-size (a :class:`~somcolor.predict.HintSession`'s), and the luminance and automatic
+size (a :class:`~somcolor.guide.HintSession`'s), and the luminance and automatic
 chroma shrunk to the preview size -- so each change of hints re-solves at the working
 size and composes a preview of at most ``preview_side`` pixels on the long side. Its
 memory is bounded by the working and preview sizes, whatever the photo's. The
@@ -124,8 +124,8 @@ class PreviewSession:
 
     Parameters
     ----------
-    predictor : Predictor
-        The model (:meth:`~somcolor.pipeline.Colorizer.predictor`), set to its decoder.
+    predictor : Model
+        The model (:class:`~somcolor.model.Model`), set to its decoder.
     image : ndarray
         The photo as :func:`somcolor.io.read_image` gives it.
     side : int
@@ -163,7 +163,7 @@ class PreviewSession:
     def suggest(self, x: float, y: float, k: int) -> list[tuple[str, float]]:
         """The model's ``k`` most probable colours at column ``x``, row ``y`` of the
         original, shown at the preview's lightness there (as
-        :meth:`~somcolor.predict.HintSession.suggest`)."""
+        :meth:`~somcolor.guide.HintSession.suggest`)."""
         at = guide.parse_hints([(x, y, "#000000")], self.shape, source="point")
         index = int(guide.to_working(at, self.guide.shape).index[0])
         (h, w), (H, W) = self.preview_shape, self.shape

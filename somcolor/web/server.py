@@ -143,9 +143,9 @@ def _reference_support() -> str | None:
         importlib.import_module("somcolor.adapt")
     except ImportError:
         return "reference photos need a somcolor with somcolor.adapt"
-    from ..predict import Predictor
+    from ..model import Model
 
-    if not hasattr(Predictor, "adapt"):
+    if not hasattr(Model, "adapt"):
         return "reference photos need a somcolor whose models have adapt()"
     return None
 
@@ -527,7 +527,9 @@ class Server:
         from ..adapt import read_reference
 
         try:
-            rgb = read_reference(reference, max_pixels=self.limits.max_pixels)
+            from ..video import is_video
+
+            rgb = read_reference(reference, max_pixels=self.limits.max_pixels, is_video=is_video)
         except SomcolorError as exc:
             raise SomcolorError(str(exc).replace(str(reference), "the reference photo")) from None
         with self.video_lock:

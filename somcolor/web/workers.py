@@ -154,7 +154,7 @@ def _read(path: str, max_pixels: int):
 
 
 def _predictor(state: dict, name: str, decoder: str, reference: str | None, max_pixels: int):
-    """The model's :class:`~somcolor.predict.Predictor`, adapted to the reference photo
+    """The model (a :class:`~somcolor.model.Model`), adapted to the reference photo
     when one is given, or a ``("refused", ...)`` reply."""
     predictor = _model(state, name, decoder).predictor()
     if reference is None:
@@ -166,7 +166,9 @@ def _predictor(state: dict, name: str, decoder: str, reference: str | None, max_
     except ImportError:
         return None, ("refused", 501, "no_reference", "reference photos are not supported here")
     try:
-        rgb = read_reference(reference, max_pixels=max_pixels)
+        from ..video import is_video
+
+        rgb = read_reference(reference, max_pixels=max_pixels, is_video=is_video)
     except SomcolorError as exc:
         message = str(exc).replace(reference, "the reference photo")
         return None, ("refused", 422, "bad_reference", message)

@@ -1,0 +1,113 @@
+"""A trained model as users call it: automatic colour, plus guidance on top.
+
+:class:`Model` is a :class:`~somcolor.predict.Predictor` (the automatic path, and the
+one prior every path starts from, :meth:`~somcolor.predict.Predictor.prior`) with the
+guidance composed over it: colour hints (:mod:`somcolor.guide`: :meth:`Model.hint_session`,
+:meth:`Model.suggest`) and colour from reference photos (:mod:`somcolor.adapt`:
+:meth:`Model.adapt`). ``Model.colorize(image, hints=, scribbles=, reference=)`` is the
+entry point the CLI, the video layer and the web page call; with no guidance it is the
+automatic output byte for byte.
+
+Data flow: ``predict`` (prediction) -> ``guide``, ``adapt`` (guidance) -> ``model``
+(composition) -> ``cli``, ``video``, ``web``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import guide
+from .color import check_image, luminance
+from .io import read_image
+from .predict import ColorizeInfo, Predictor  # noqa: F401  (ColorizeInfo: returned)
+
+__all__ = ["Model"]
+
+
+class Model(Predictor):
+    """A trained SOM + MLP model: :class:`~somcolor.predict.Predictor` plus colour hints
+    and reference photos.
+
+    Examples
+    --------
+    >>> from somcolor.paths import DEFAULT_MODEL
+    >>> model = Model.from_file(DEFAULT_MODEL)
+    >>> gray = np.full((6, 8), 128, np.uint8)
+    >>> bool((model.colorize(gray, hints=[]) == model.colorize(gray)).all())
+    True
+    """
+
+    def colorize(
+        self, image, *, hints=None, scribbles=None, reference=None, return_info: bool = False
+    ):
+        """Colorize an image (gray, RGB or RGBA array, or a path) -> RGB uint8 ``(H, W, 3)``.
+
+        Color inputs are first reduced to their luminance, so a color photo is
+        re-colorized. With ``return_info`` also returns a :class:`ColorizeInfo`.
+
+        ``reference`` is a colour photo (array or path) or a list of them: the model is
+        first adapted to them (:meth:`adapt`, seed 0), then colours the image (with the
+        hints, if any, on top). To colour several images from the same references,
+        call :meth:`adapt` once and colour with the model it returns.
+
+        ``hints`` are user colour points: a list of dicts ``{"x", "y", "color"[,
+        "radius"]}`` or ``(x, y, (r, g, b))`` tuples (``x`` the column, ``y`` the row in
+        pixels of the input; colours ``"#rrggbb"`` or 0..255 triples), or a
+        :class:`somcolor.guide.Hints`; ``scribbles`` an RGBA array of the input's size
+        whose opaque pixels are colour strokes. They are spread edge-aware with the
+        model's prediction as the prior, through a one-off :meth:`hint_session` (use
+        that to add hints one at a time). With no hints (None or empty) the output is
+        exactly the automatic one.
+
+        Raises
+        ------
+        SomcolorError
+            A bad hint (outside the image, a bad colour, unknown keys) or scribbles of
+            another size, in one line naming the entry.
+        """
+        t0 = time.perf_counter()
+        if isinstance(image, str | Path):
+            image = read_image(image)
+        image = np.asarray(image)
+        shape = check_image(image).shape[:2]
+        if reference is not None:
+            out = self.adapt(reference).colorize(
+                image, hints=hints, scribbles=scribbles, return_info=return_info
+            )
+            if return_info:
+                out[1].seconds = time.perf_counter() - t0
+            return out
+        if hints is not None or scribbles is not None:
+            given = guide.as_hints(hints, scribbles, shape)
+            if len(given):
+                out, info = self.hint_session(image).colorize(given, return_info=True)
+                info.seconds = time.perf_counter() - t0
+                return (out, info) if return_info else out
+        return super().colorize(image, return_info=return_info)
+
+    def adapt(self, references, *, random_state=0, **options) -> Model:
+        """A new model fitted to reference colour photos (arrays or paths), starting
+        from this one, which is not changed: see :func:`somcolor.adapt.adapt` (its
+        ``options`` are the fields of :class:`~somcolor.adapt.AdaptParams`)."""
+        from .adapt import adapt
+
+        return adapt(self, references, random_state=random_state, **options)
+
+    def hint_session(self, image, params: guide.GuideParams | None = None) -> guide.HintSession:
+        """An image (gray, RGB or RGBA array, or a path) made ready for colour hints
+        (:class:`somcolor.guide.HintSession`): the model's prior computed once, so each
+        new set of hints only re-solves."""
+        if isinstance(image, str | Path):
+            image = read_image(image)
+        L = luminance(check_image(np.asarray(image))).astype(np.float32, copy=False)
+        return guide.HintSession(self, L, params)
+
+    def suggest(self, image, x: float, y: float, k: int = 5) -> list[tuple[str, float]]:
+        """The model's ``k`` most probable colours at column ``x``, row ``y`` of the input:
+        ``[("#rrggbb", probability), ...]``, each shown at that pixel's lightness
+        (:meth:`somcolor.guide.HintSession.suggest`: the probabilities of the working
+        pixel holding ``(x, y)``)."""
+        return self.hint_session(image).suggest(x, y, k, source="--at")
