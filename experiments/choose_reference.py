@@ -1,16 +1,19 @@
 """Choose how ``somcolor.adapt`` fits a model to a reference photo: the "halves" protocol.
 
-For N BSDS500 test photos (``data/raw/bsds500/test``, sorted, the first N), the LEFT half
-in colour is the reference and the RIGHT half in gray the target. Each candidate adapts
-the bundled ``default`` model to the left half and colours the right half; it is scored
+For N BSDS500 validation photos (the ``val`` split: every 5th train photo, sorted, the
+first N; the test split is never used here), the LEFT half in colour is the reference and
+the RIGHT half in gray the target. Each candidate adapts a model trained on the ``fit``
+split only (``--model``; :mod:`experiments.hints_sweep` ``--train`` makes it) to the left
+half and colours the right half; it is scored
 (PSNR, rebalanced AuC, colourfulness ratio: :mod:`somcolor.evaluate`) beside the
 automatic default on the same right halves. Prints one table row per candidate, the mean
 gain in PSNR over the default, how many photos got worse, and the mean seconds to adapt.
 
-``python -m experiments.choose_reference [--n 30] [--only NAME ...]``
+``python -m experiments.choose_reference [--n 40] [--only NAME ...]``
 
-Run here (2 shared cores) with ``--n 30``: see the README's "Colour from a reference
-photo" section for the table; the chosen defaults are in :class:`somcolor.adapt.AdaptParams`.
+The reference match (``match_*``) is chosen with ``experiments/reference_eval.py --split
+val`` (the halves and unrelated protocols); docs/reference.md has both tables. The chosen
+defaults are in :class:`somcolor.adapt.AdaptParams`.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from somcolor import datasets
 from somcolor.evaluate import ColorPrior, Evaluation, Truth, evaluate_image, model_predictor
 from somcolor.io import read_image
 
+from .hints_sweep import FIT_MODEL
+
 #: The candidates: AdaptParams overrides (an empty dict: the chosen defaults).
 CANDIDATES: dict[str, dict] = {
     "chosen": {},
+    "no-match": {"match_sigma": 0.0},
     "keep-codebook": {"codebook": "keep"},
     "som-codebook": {"codebook": "som"},
     "no-anchor": {"anchor": 0.0},
@@ -42,10 +48,9 @@ CANDIDATES: dict[str, dict] = {
 
 
 def halves(n: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """``(name, left half, right half)`` of the first ``n`` test photos (sorted)."""
-    root = datasets.DATASETS["bsds500"].root / "test"
+    """``(name, left half, right half)`` of the first ``n`` val photos (sorted)."""
     out = []
-    for path in sorted(root.glob("*.jpg"))[:n]:
+    for path in datasets.image_paths("bsds500", "val")[:n]:
         rgb = read_image(path)
         w = rgb.shape[1] // 2
         out.append((path.stem, np.ascontiguousarray(rgb[:, :w]), np.ascontiguousarray(rgb[:, w:])))
@@ -54,11 +59,12 @@ def halves(n: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=30, help="photos (default 30)")
+    p.add_argument("--n", type=int, default=40, help="photos (default 40: all of val)")
+    p.add_argument("--model", default=str(FIT_MODEL), help="the model adapted")
     p.add_argument("--only", nargs="*", help="candidates to run (default: all)")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
-    default = somcolor.load().predictor()
+    default = somcolor.load(args.model).predictor()
     photos = halves(args.n)
     truths = [Truth.of(right) for _, _, right in photos]
     prior = ColorPrior()
@@ -82,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             row = evaluate_image(model_predictor(model), truth, prior)
             ev.rows.append({"predictor": name, "image": stem, **row})
         print(f"{name}: done", file=sys.stderr)
-    print(f"halves protocol, {len(photos)} BSDS500 test photos, seed {args.seed}\n")
+    print(f"halves protocol, {len(photos)} BSDS500 val photos, seed {args.seed}\n")
     print("| candidate | PSNR dB | gain dB | worse | AuC rebal. | colourful. ratio | adapt s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for s in ev.summary():

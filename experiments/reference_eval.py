@@ -7,27 +7,32 @@ each set's own targets):
 
 * ``default``: the bundled default model, automatic (the reference is not used);
 * ``welsh``: Welsh, Ashikhmin & Mueller 2002, global matching (:mod:`experiments.welsh`);
-* ``adapted``: ``somcolor.load().adapt([reference])`` then colorize; its seconds include
-  the adaptation.
+* ``adapted``: ``model.adapt([reference])`` then its chroma (``predict_uv``, the
+  product's prior, reference match included); its seconds include the adaptation.
 
-The protocols:
+The photos are those of ``--split``: ``test`` (the report; the bundled default never saw
+it) or ``val`` (choosing ``adapt``'s settings, with ``--model`` trained on the ``fit``
+split; Fruits-100 and Open Country then use their own ``val`` splits). The protocols:
 
-1. **halves**: BSDS500 test photos (sorted, the first ``--n``; all 200 by default): the
-   LEFT half in colour is the reference, the RIGHT half in gray the target. Also reported:
-   how many photos the adapted model beats Welsh on (PSNR), and the same figures without
-   the first 30 photos (those :mod:`experiments.choose_reference` tunes ``adapt`` on).
-2. **same class**: Fruits-100 test photos, each with a reference drawn (seeded) from the
+1. **halves**: BSDS500 photos of the split (sorted, the first ``--n``; all by default):
+   the LEFT half in colour is the reference, the RIGHT half in gray the target. Also
+   reported: how many photos the adapted model beats Welsh on (PSNR).
+2. **unrelated**: the same photos, each whole in gray, with the NEXT photo in sorted
+   order (the last: the first) in colour as the reference: a reference of another
+   scene, which should leave the automatic colours (the reference match's purpose).
+3. **same class**: Fruits-100 test photos, each with a reference drawn (seeded) from the
    same fruit's training photos; Open Country test thumbnails (only 64x64), each with a
    reference drawn from the training thumbnails (one scene class). ``--n`` test photos per
    set, drawn with the seed (all by default).
-3. **film**: a 10 s, 25 fps colour "clip" made in memory from a BSDS500 test photo by a
+4. **film**: a 10 s, 25 fps colour "clip" made in memory from a BSDS500 test photo by a
    moving crop (a 60% x 75% window panning left to right, drifting down a little; frames
    are cropped pixels, no codec); frame ``t`` in colour is the reference, frame ``t + k``
    in gray the target, for ``k`` = 1 s and 5 s, start frames 0 s, 2 s, 4 s, over
-   ``FILM_PHOTOS`` photos (evenly spaced among the test photos after the first 30; fewer
-   with a smaller ``--n``).
+   ``FILM_PHOTOS`` photos (evenly spaced among the split's photos; fewer with a smaller
+   ``--n``).
 
-``python -m experiments.reference_eval [--n N] [--out experiments/results/reference_eval.md]``
+``python -m experiments.reference_eval [--split test] [--n N] [--protocols halves,...]
+[--set match_sigma=0.3] [--out experiments/results/reference_eval.md]``
 
 writes the markdown table and, beside it, a JSON with the resolved config, every
 per-target row and the versions. ``--max-side`` shrinks every image first (for tests).
@@ -36,6 +41,7 @@ per-target row and the versions. ``--max-side`` shrinks every image first (for t
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import platform
 import sys
@@ -48,6 +54,7 @@ from tqdm.auto import tqdm
 
 import somcolor
 from somcolor import datasets
+from somcolor.adapt import AdaptParams
 from somcolor.evaluate import ColorPrior, Evaluation, Truth, evaluate_image, model_predictor
 from somcolor.exceptions import SomcolorError
 from somcolor.io import atomic_write, read_image
@@ -58,8 +65,7 @@ from .report import git_commit
 from .welsh import welsh_uv
 
 METHODS = ("default", "welsh", "adapted")
-#: The photos experiments/choose_reference.py tunes adapt on (the first 30 sorted test photos).
-TUNED = 30
+PROTOCOLS = ("halves", "unrelated", "same class", "film")
 FPS = 25
 FILM_SECONDS = 10
 FILM_STARTS = (0, 2 * FPS, 4 * FPS)
@@ -74,6 +80,10 @@ class Config:
     welsh_samples: int = 200
     max_side: int | None = None  #: shrink every image to this long side first (tests)
     out: str = str(RESULTS_DIR / "reference_eval.md")
+    split: str = "test"  #: test (report) or val (choose settings)
+    model: str = "default"  #: a bundled model or a model file
+    protocols: tuple[str, ...] = PROTOCOLS
+    adapt: dict = field(default_factory=dict)  #: AdaptParams overrides (--set)
 
 
 @dataclass
@@ -110,13 +120,23 @@ def _read(path: Path, config: Config) -> np.ndarray:
 
 
 def halves_set(config: Config) -> Set:
-    """Protocol 1: left half (reference) / right half (target) of the sorted test photos."""
-    out = Set("halves", "BSDS500 test")
-    for path in datasets.image_paths("bsds500", "test")[: config.n]:
+    """Protocol 1: left half (reference) / right half (target) of the sorted photos."""
+    out = Set("halves", f"BSDS500 {config.split}")
+    for path in datasets.image_paths("bsds500", config.split)[: config.n]:
         rgb = _read(path, config)
         w = rgb.shape[1] // 2
         left, right = np.ascontiguousarray(rgb[:, :w]), np.ascontiguousarray(rgb[:, w:])
         out.pairs.append(Pair(path.stem, path.stem, left, right))
+    return out
+
+
+def unrelated_set(config: Config) -> Set:
+    """Protocol 2: each photo whole, with the next photo (sorted, wrapping) as reference."""
+    out = Set("unrelated", f"BSDS500 {config.split}, the next photo as reference")
+    paths = datasets.image_paths("bsds500", config.split)[: config.n]
+    for i, path in enumerate(paths):
+        ref = paths[(i + 1) % len(paths)]
+        out.pairs.append(Pair(path.stem, ref.stem, _read(ref, config), _read(path, config)))
     return out
 
 
@@ -127,18 +147,19 @@ def _draw(paths: list[Path], n: int | None, rng: np.random.Generator) -> list[Pa
 
 
 def same_class_sets(config: Config) -> list[Set]:
-    """Protocol 2: Fruits-100 (reference from the same fruit) and Open Country thumbnails."""
+    """Protocol 3: Fruits-100 (reference from the same fruit) and Open Country thumbnails."""
     sets = []
     for name, label, class_of in (
-        ("fruits100", "Fruits-100 test", lambda p: p.parent.name),
-        ("opencountry", "Open Country test (64x64 thumbnails)", lambda p: "opencountry"),
+        ("fruits100", f"Fruits-100 {config.split}", lambda p: p.parent.name),
+        ("opencountry", f"Open Country {config.split} (64x64 thumbnails)", lambda p: "opencountry"),
     ):
         rng = np.random.default_rng([config.seed, len(sets)])
         train: dict[str, list[Path]] = {}
-        for p in datasets.image_paths(name, "train"):
+        pool_split = "train" if config.split == "test" else "fit"
+        for p in datasets.image_paths(name, pool_split):
             train.setdefault(class_of(p), []).append(p)
         s = Set("same class", label)
-        for p in _draw(datasets.image_paths(name, "test"), config.n, rng):
+        for p in _draw(datasets.image_paths(name, config.split), config.n, rng):
             pool = train[class_of(p)]
             ref = pool[int(rng.integers(len(pool)))]
             key = f"{class_of(p)}/{ref.name}"
@@ -160,8 +181,8 @@ def film_frame(photo: np.ndarray, i: int) -> np.ndarray:
 
 
 def film_sets(config: Config) -> list[Set]:
-    """Protocol 3: frame t in colour -> frame t + k in gray, one set per k."""
-    paths = datasets.image_paths("bsds500", "test")[TUNED:]
+    """Protocol 4: frame t in colour -> frame t + k in gray, one set per k."""
+    paths = datasets.image_paths("bsds500", config.split)
     count = min(FILM_PHOTOS, config.n or FILM_PHOTOS)
     chosen = [paths[i] for i in np.linspace(0, len(paths) - 1, count).round().astype(int)]
     sets = {gap: Set("film", f"BSDS500 pans, {gap}") for gap in FILM_GAPS}
@@ -201,7 +222,8 @@ def score_set(s: Set, default, config: Config, adapted: dict, bar) -> Evaluation
         if key not in adapted:
             t0 = time.perf_counter()
             try:
-                model, refused = default.adapt([pair.reference], random_state=config.seed), ""
+                model = default.adapt([pair.reference], random_state=config.seed, **config.adapt)
+                refused = ""
             except SomcolorError as err:  # e.g. a reference with too little colour
                 model, refused = default, str(err)
             adapted[key] = (model, time.perf_counter() - t0, refused)
@@ -271,11 +293,17 @@ def _versions() -> dict:
 
 def run(config: Config) -> list[dict]:
     """Build every set, score it, return one result per set (summary + per-target rows)."""
-    default = somcolor.load()
-    sets = [halves_set(config), *same_class_sets(config), *film_sets(config)]
+    default = somcolor.load(config.model).predictor()
+    builders = {
+        "halves": lambda: [halves_set(config)],
+        "unrelated": lambda: [unrelated_set(config)],
+        "same class": lambda: same_class_sets(config),
+        "film": lambda: film_sets(config),
+    }
+    sets = [s for name in config.protocols for s in builders[name]()]
     # Warm up the JIT-compiled kernels so that the first pair's seconds are not compile time.
     warm = sets[0].pairs[0]
-    default.adapt([warm.reference], random_state=config.seed).colorize(warm.target)
+    default.adapt([warm.reference], random_state=config.seed, **config.adapt).colorize(warm.target)
     results = []
     adapted: dict = {}
     with tqdm(total=sum(len(s.pairs) for s in sets), desc="reference eval", file=sys.stderr) as bar:
@@ -289,20 +317,17 @@ def run(config: Config) -> list[dict]:
                     "rows": ev.rows,
                 }
             )
-            if s.protocol == "halves":
-                rest = [r for r in ev.rows if r["image"] not in {p.name for p in s.pairs[:TUNED]}]
-                if rest:
-                    results.append(
-                        {
-                            "protocol": "halves",
-                            "set": f"BSDS500 test without the {TUNED} tuned on",
-                            "summary": summarize(rest),
-                            "rows": [],
-                        }
-                    )
             adapted.clear()
             bar.write(f"{s.protocol} / {s.name}: done")
     return results
+
+
+def _value(text: str):
+    """A ``--set`` value: JSON (a number, true, ...) or else the text itself."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -311,10 +336,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--max-side", type=int, default=None, help="shrink images first (tests)")
     p.add_argument("--out", default=Config.out, help="markdown table (a .json is written beside)")
+    p.add_argument("--split", default="test", choices=("test", "val"))
+    p.add_argument("--model", default="default", help="a bundled model or a model file")
+    p.add_argument("--protocols", default=",".join(PROTOCOLS), help="comma-separated")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="an AdaptParams setting"
+    )
     args = p.parse_args(argv)
     if args.n is not None and args.n < 1:
         p.error(f"--n must be at least 1, got {args.n}")
-    config = Config(n=args.n, seed=args.seed, max_side=args.max_side, out=args.out)
+    protocols = tuple(x for x in args.protocols.split(",") if x)
+    if not protocols or set(protocols) - set(PROTOCOLS):
+        p.error(f"--protocols: expected some of {','.join(PROTOCOLS)}, got {args.protocols!r}")
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        if key not in AdaptParams.__dataclass_fields__:
+            p.error(f"--set: unknown setting {key!r}")
+        overrides[key] = _value(value)
+    config = Config(
+        n=args.n,
+        seed=args.seed,
+        max_side=args.max_side,
+        out=args.out,
+        split=args.split,
+        model=args.model,
+        protocols=protocols,
+        adapt=overrides,
+    )
     t0 = time.perf_counter()
     results = run(config)
     table = markdown(results, config)

@@ -44,16 +44,18 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numba as nb
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from ._threads import threads_for
 from .color import rgb_to_luv, split_luv, to_float_rgb
 from .exceptions import ImageReadError, SomcolorError
 from .features import features_at
 from .io import MAX_PIXELS, read_image
 from .resize import downsample, working_shape
 
-__all__ = ["AdaptParams", "adapt", "check_reference", "read_reference"]
+__all__ = ["AdaptParams", "ReferenceMatch", "adapt", "check_reference", "read_reference"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,20 @@ class AdaptParams:
     codebook: str = "refine"
     #: Lloyd (k-means) steps of "refine".
     refine_steps: int = 5
+    #: Where the photo coloured does not look like the references, keep the starting
+    #: model's own colours (:class:`ReferenceMatch`): a pixel's likeness to the references
+    #: is a Gaussian of the Hellinger distance between the starting model's code
+    #: probabilities at it and at the nearest of ``match_pixels`` reference pixels (width
+    #: ``match_sigma``; 0: no match, the adapted colours everywhere) and of their L
+    #: difference (``match_l_sigma``).
+    match_sigma: float = 0.15
+    match_l_sigma: float = 10.0
+    match_pixels: int = 1024
+    #: The photo as a whole: where its pixels' mean likeness to the references is at least
+    #: ``match_high`` the adapted colours are used everywhere, at most ``match_low`` only
+    #: by each pixel's own likeness, linearly between.
+    match_low: float = 0.25
+    match_high: float = 0.4
 
     def check(self) -> AdaptParams:
         """Refuse values out of range, in one line saying what was expected."""
@@ -113,15 +129,27 @@ class AdaptParams:
             "batch_size": 1,
             "blocks": 2,
             "refine_steps": 0,
+            "match_pixels": 1,
         }
         for name, low in ints.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low:
                 raise SomcolorError(f"adapt: {name} must be an integer >= {low}, got {value!r}")
-        for name in ("learning_rate", "anchor", "prior"):
+        for name in ("learning_rate", "anchor", "prior", "match_sigma"):
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value >= 0):
                 raise SomcolorError(f"adapt: {name} must be a number >= 0, got {value!r}")
+        value = self.match_l_sigma
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+            raise SomcolorError(f"adapt: match_l_sigma must be a number > 0, got {value!r}")
+        low, high = self.match_low, self.match_high
+        if not (
+            all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
+            and 0 <= low < high <= 1
+        ):
+            raise SomcolorError(
+                f"adapt: expected 0 <= match_low < match_high <= 1, got {low!r} and {high!r}"
+            )
         if not 0 < self.holdout < 1:
             raise SomcolorError(f"adapt: holdout must be in (0, 1), got {self.holdout!r}")
         return self
@@ -222,10 +250,10 @@ def _as_rgb(item, index: int) -> tuple[np.ndarray, str]:
 
 # ---------------------------------------------------------------------------- sampling
 def _sample(predictor, images: list[np.ndarray], params: AdaptParams, rng: np.random.Generator):
-    """Features, UV and a held-out mask of pixels drawn from each reference at the
+    """Features, UV, a held-out mask and the L of pixels drawn from each reference at the
     model's working size; the held-out pixels are those in the drawn spatial blocks."""
     spec = predictor.feature_spec
-    Xs, uvs, helds = [], [], []
+    Xs, uvs, helds, Ls = [], [], [], []
     n_blocks = params.blocks * params.blocks
     n_held = max(1, round(params.holdout * n_blocks))
     for image in images:
@@ -244,7 +272,8 @@ def _sample(predictor, images: list[np.ndarray], params: AdaptParams, rng: np.ra
         Xs.append(features_at(L, index, spec))
         uvs.append(uv.reshape(-1, 2)[index])
         helds.append(np.isin(block, held_blocks))
-    return np.concatenate(Xs), np.concatenate(uvs), np.concatenate(helds)
+        Ls.append(L.ravel()[index])
+    return np.concatenate(Xs), np.concatenate(uvs), np.concatenate(helds), np.concatenate(Ls)
 
 
 def nearest_column(uv: np.ndarray, palette: np.ndarray) -> np.ndarray:
@@ -387,6 +416,106 @@ def _gradients(X, y, params_, n_layers):
     return [*gW, *gb]
 
 
+# ---------------------------------------------------------------------------- the match
+@dataclass
+class ReferenceMatch:
+    """Where a photo looks like the references an adapted model was fitted to.
+
+    The adapted colours are right where the photo shows what the references show, and
+    may be wrong elsewhere (a second tiger photo on brown ground turned the grass brown).
+    A model carrying a match (:class:`~somcolor.model.Model`) blends, at every working
+    pixel, its adapted chroma with the starting model's own by :meth:`weights`: the
+    likeness of the pixel to the nearest of the reference pixels, as the starting model
+    sees them (its code probabilities, compared by Hellinger distance, and L), so that a
+    reference of another scene leaves the automatic colours.
+
+    Attributes
+    ----------
+    base : Predictor
+        The model adapted from; its colours are kept where nothing looks alike.
+    root : float32 ndarray of shape (k, n_classes)
+        Square roots of ``base``'s code probabilities at ``k`` reference pixels.
+    L : float32 ndarray of shape (k,)
+        Their luminance (0..100).
+    sigma, l_sigma, low, high : float
+        :attr:`AdaptParams.match_sigma`, :attr:`AdaptParams.match_l_sigma`,
+        :attr:`AdaptParams.match_low` and :attr:`AdaptParams.match_high`.
+    """
+
+    base: object
+    root: np.ndarray
+    L: np.ndarray
+    sigma: float
+    l_sigma: float
+    low: float = 0.25
+    high: float = 0.4
+
+    #: Working pixels compared with the references at once (bounds the memory).
+    CHUNK = 4096
+
+    @classmethod
+    def of(cls, base, X: np.ndarray, L: np.ndarray, params: AdaptParams) -> ReferenceMatch:
+        """The match of reference pixels with features ``X`` (raw, as sampled) and L
+        ``L``: ``params.match_pixels`` of them, evenly spread (no random draw)."""
+        k = min(len(X), params.match_pixels)
+        pick = np.unique(np.linspace(0, len(X) - 1, k).round().astype(np.int64))
+        proba = np.empty((len(pick), len(base.classes)), np.float32)
+        base._forward(np.ascontiguousarray(X[pick], np.float32), proba)
+        root = np.sqrt(np.maximum(proba, 0)).astype(np.float32)
+        return cls(
+            base,
+            root,
+            L[pick].astype(np.float32),
+            params.match_sigma,
+            params.match_l_sigma,
+            params.match_low,
+            params.match_high,
+        )
+
+    def weights(self, proba: np.ndarray, L: np.ndarray) -> np.ndarray:
+        """The weight in 0..1 ``(n,)`` float32 of the adapted colours at pixels with
+        ``base``'s probabilities ``proba`` ``(n, n_classes)`` and luminance ``L`` ``(n,)``:
+        ``trust + (1 - trust) * likeness``, where ``likeness`` (:meth:`likeness`) is each
+        pixel's to the references and ``trust`` rises from 0 to 1 as their mean goes from
+        ``low`` to ``high`` (a photo of what the references show takes their colours
+        everywhere)."""
+        like = self.likeness(proba, L)
+        trust = np.float32(np.clip((like.mean() - self.low) / (self.high - self.low), 0, 1))
+        return trust + (1 - trust) * like
+
+    def likeness(self, proba: np.ndarray, L: np.ndarray) -> np.ndarray:
+        """Likeness in 0..1 ``(n,)`` float32 of pixels with ``base``'s probabilities
+        ``proba`` ``(n, n_classes)`` and luminance ``L`` ``(n,)`` to the references."""
+        n = len(L)
+        out = np.empty(n, np.float32)
+        a = np.float32(0.5 / self.sigma**2)
+        b = np.float32(0.5 / self.l_sigma**2)
+        L = np.ascontiguousarray(L, np.float32)
+        for r0 in range(0, n, self.CHUNK):
+            r1 = min(n, r0 + self.CHUNK)
+            root = np.sqrt(np.maximum(proba[r0:r1], 0), dtype=np.float32)
+            with threads_for((r1 - r0) * len(self.L)):
+                _nearest_likeness(root @ self.root.T, L[r0:r1], self.L, a, b, out[r0:r1])
+        return out
+
+
+@nb.njit(cache=True, nogil=True, parallel=True)
+def _nearest_likeness(dot, L, L_ref, a, b, out):
+    """``out[i] = exp(-min_j (a * (2 - 2 dot[i, j]) + b * (L[i] - L_ref[j])**2))``, the
+    Hellinger part clipped at 0 (inputs assumed validated; the naive twin is in
+    ``tests/naive.py``)."""
+    n, k = dot.shape
+    for i in nb.prange(n):
+        best = np.inf
+        for j in range(k):
+            d = L[i] - L_ref[j]
+            h = max(np.float32(0.0), np.float32(2.0) - np.float32(2.0) * dot[i, j])
+            cost = a * h + b * d * d
+            if cost < best:
+                best = cost
+        out[i] = np.exp(-best)
+
+
 # ---------------------------------------------------------------------------- adapt
 def adapt(predictor, references, *, random_state=0, **options):
     """A new model fitted to reference colour photos, starting from ``predictor``.
@@ -425,7 +554,7 @@ def adapt(predictor, references, *, random_state=0, **options):
         raise SomcolorError("adapt: the model has a single logistic output, expected softmax")
     images = [_as_rgb(item, i)[0] for i, item in enumerate(references_list(references))]
     rng = np.random.default_rng(np.random.SeedSequence(random_state))
-    X, uv, held = _sample(predictor, images, params, rng)
+    X, uv, held, L_ref = _sample(predictor, images, params, rng)
     codebook = predictor.codebook.copy()
     if params.codebook == "som":
         seed = int(rng.integers(2**31 - 1))
@@ -477,7 +606,7 @@ def adapt(predictor, references, *, random_state=0, **options):
     base = predictor.training_.get("description", "")
     training["description"] = f"adapted to {len(images)} reference photo(s) from: {base}"
     metadata = {**predictor.metadata_, "training": training}
-    return type(predictor)(
+    adapted = type(predictor)(
         config=predictor.config,
         codebook=codebook,
         classes=predictor.classes.copy(),
@@ -491,3 +620,8 @@ def adapt(predictor, references, *, random_state=0, **options):
         metadata=metadata,
         training=training,
     )
+    if params.match_sigma > 0:
+        base = getattr(predictor, "reference_match", None)
+        base = predictor if base is None else base.base
+        adapted.reference_match = ReferenceMatch.of(base, X, L_ref, params)
+    return adapted

@@ -14,6 +14,7 @@ Data flow: ``predict`` (prediction) -> ``guide``, ``adapt`` (guidance) -> ``mode
 
 from __future__ import annotations
 
+import copy
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 from . import guide
 from .color import check_image, luminance
 from .io import read_image
-from .predict import ColorizeInfo, Predictor  # noqa: F401  (ColorizeInfo: returned)
+from .predict import ColorizeInfo, Predictor
 
 __all__ = ["Model"]
 
@@ -39,6 +40,73 @@ class Model(Predictor):
     >>> bool((model.colorize(gray, hints=[]) == model.colorize(gray)).all())
     True
     """
+
+    #: Set on a model returned by :meth:`adapt` (:class:`~somcolor.adapt.ReferenceMatch`):
+    #: its adapted colours where the photo looks like the references, the starting
+    #: model's elsewhere. None: the model's own colours everywhere.
+    reference_match = None
+
+    def _work_prediction(self, L_work: np.ndarray, proba: bool):
+        """The working chroma; with a reference match, blended with the starting model's
+        by the likeness of each pixel to the references (the prior every path uses)."""
+        uv, top, probabilities = super()._work_prediction(L_work, proba)
+        match = self.reference_match
+        if match is None:
+            return uv, top, probabilities
+        base = copy.copy(match.base)
+        base.config = self.config  # the decoder and temperature set on this model
+        uv_base, _ = base._work_uv(L_work)
+        weight = match.weights(base._proba_at(L_work)[0], L_work.ravel())[:, None]
+        return uv_base + weight * (uv - uv_base), top, probabilities
+
+    def _attach_match(self, match: dict) -> None:
+        """The reference match of a model file (checked by
+        :func:`somcolor.modelfile.reference_match`)."""
+        from .adapt import ReferenceMatch
+
+        base = Predictor(
+            config=self.config,
+            codebook=match["codebook"],
+            classes=self.classes,
+            mean=self.mean,
+            scale=self.scale,
+            coefs=match["coefs"],
+            intercepts=match["intercepts"],
+            out_activation=self.out_activation,
+            som_mean=self.som_mean,
+            som_scale=self.som_scale,
+        )
+        self.reference_match = ReferenceMatch(
+            base,
+            match["root"],
+            match["L"],
+            match["sigma"],
+            match["l_sigma"],
+            match["low"],
+            match["high"],
+        )
+
+    def model_arrays(self) -> dict[str, np.ndarray]:
+        """The model as named plain arrays (what a model file stores), its reference
+        match's included (:meth:`match_metadata` gives the metadata that goes with them)."""
+        arrays = super().model_arrays()
+        match = self.reference_match
+        if match is not None:
+            arrays.update(match_codebook=match.base.codebook, match_root=match.root)
+            arrays["match_L"] = match.L
+            for i, (W, b) in enumerate(zip(match.base.coefs, match.base.intercepts, strict=True)):
+                arrays[f"match_coef_{i}"] = W
+                arrays[f"match_intercept_{i}"] = b
+        return arrays
+
+    def match_metadata(self) -> dict:
+        """``{"match": {"sigma", "l_sigma", "low", "high"}}`` for a model file, or ``{}``
+        without a match."""
+        match = self.reference_match
+        if match is None:
+            return {}
+        keys = ("sigma", "l_sigma", "low", "high")
+        return {"match": {k: float(getattr(match, k)) for k in keys}}
 
     def colorize(
         self, image, *, hints=None, scribbles=None, reference=None, return_info: bool = False
@@ -86,7 +154,13 @@ class Model(Predictor):
                 out, info = self.hint_session(image).colorize(given, return_info=True)
                 info.seconds = time.perf_counter() - t0
                 return (out, info) if return_info else out
-        return super().colorize(image, return_info=return_info)
+        if self.reference_match is None:
+            return super().colorize(image, return_info=return_info)
+        L = luminance(image).astype(np.float32, copy=False)  # the blended prior's path
+        out, clipped = self.compose(L, self.prior(L))
+        if not return_info:
+            return out
+        return out, ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
 
     def adapt(self, references, *, random_state=0, **options) -> Model:
         """A new model fitted to reference colour photos (arrays or paths), starting

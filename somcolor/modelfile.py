@@ -50,6 +50,8 @@ SMALL_MODEL_BYTES = 1 << 20
 MAX_METADATA_CHARS = 1 << 20
 #: The most entries, dimensions per array and MLP layers a model file may have.
 MAX_MEMBERS, MAX_NDIM, MAX_LAYERS = 1024, 8, 100
+#: The most reference pixels a model adapted with a reference match may keep.
+MAX_MATCH_PIXELS = 1 << 16
 #: Integers in a model's config are whole numbers from 0 to this (what a numpy seed may be).
 MAX_CONFIG_INT = 2**32 - 1
 #: The entries a model file may hold: ``metadata``; a SOM + MLP model's arrays
@@ -57,7 +59,8 @@ MAX_CONFIG_INT = 2**32 - 1
 #: weights; a CNN's weights, ``net.<state_dict name>``.
 MEMBER_NAMES = re.compile(
     r"metadata|som_codebook|som_mean|som_scale|class_weights|mlp_classes|mlp_mean|mlp_scale"
-    r"|mlp_(?:coef|intercept)_(?:0|[1-9][0-9]?)|net(?:\.[A-Za-z0-9_]+)+"
+    r"|(?:mlp|match)_(?:coef|intercept)_(?:0|[1-9][0-9]?)|match_root|match_L|match_codebook"
+    r"|net(?:\.[A-Za-z0-9_]+)+"
 )
 _NPY_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
@@ -371,6 +374,10 @@ def som_model(arrays: dict, meta: dict, n_features) -> dict:
     )
     expected = {"som_codebook", "som_mean", "som_scale", "mlp_classes", "mlp_mean", "mlp_scale"}
     expected |= {f"mlp_{part}_{i}" for part in ("coef", "intercept") for i in range(n_layers)}
+    has_match = "match" in meta or any(k.startswith("match_") for k in arrays)
+    if has_match:
+        expected |= {"match_root", "match_L", "match_codebook"}
+        expected |= {f"match_{part}_{i}" for part in ("coef", "intercept") for i in range(n_layers)}
     expect(set(arrays) == expected, f"missing or extra arrays {sorted(set(arrays) ^ expected)}")
     network = dict(
         classes=np.asarray(arrays["mlp_classes"]),
@@ -383,7 +390,7 @@ def som_model(arrays: dict, meta: dict, n_features) -> dict:
         out_activation=meta["mlp"]["out_activation"],
     )
     check_network(**network, n_codes=rows * cols, n_features=width)
-    return dict(
+    contents = dict(
         config=config,
         codebook=codebook,
         som_mean=som_mean,
@@ -391,6 +398,67 @@ def som_model(arrays: dict, meta: dict, n_features) -> dict:
         metadata=meta,
         training=training,
         **network,
+    )
+    if has_match:
+        contents["match"] = reference_match(arrays, meta, network, rows * cols)
+    return contents
+
+
+def reference_match(arrays: dict, meta: dict, network: dict, n_codes: int) -> dict:
+    """The checked arrays of an adapted model's reference match
+    (:class:`somcolor.adapt.ReferenceMatch`): the starting model's codebook and layers
+    (the same shapes as the model's own), and the reference pixels' probability roots
+    (``(k, n_classes)``, in 0..1) and L (0..100), with the match's settings (metadata
+    ``match``: ``sigma`` and ``l_sigma`` > 0, ``0 <= low < high <= 1``)."""
+    m = meta.get("match")
+    keys = {"sigma", "l_sigma", "low", "high"}
+    expect(isinstance(m, dict) and set(m) == keys, f"metadata 'match' must hold {sorted(keys)}")
+    for key in ("sigma", "l_sigma"):
+        value = m[key]
+        expect(
+            isinstance(value, int | float) and not isinstance(value, bool) and value > 0,
+            f"match {key} is {_short(value)}, expected a number > 0",
+        )
+    low, high = m["low"], m["high"]
+    expect(
+        all(isinstance(v, int | float) and not isinstance(v, bool) for v in (low, high))
+        and 0 <= low < high <= 1,
+        f"match low, high are {_short(low)}, {_short(high)}, expected 0 <= low < high <= 1",
+    )
+    n_layers = len(network["coefs"])
+    coefs = [np.asarray(arrays[f"match_coef_{i}"], dtype=np.float32) for i in range(n_layers)]
+    intercepts = [
+        np.asarray(arrays[f"match_intercept_{i}"], dtype=np.float32) for i in range(n_layers)
+    ]
+    for mine, theirs in ((coefs, network["coefs"]), (intercepts, network["intercepts"])):
+        expect(
+            all(a.shape == b.shape for a, b in zip(mine, theirs, strict=True)),
+            "match layers differ in shape from the model's",
+        )
+    codebook = np.asarray(arrays["match_codebook"], dtype=np.float64)
+    expect(codebook.shape == (n_codes, 2), f"match codebook shape {codebook.shape}")
+    root = np.asarray(arrays["match_root"], dtype=np.float32)
+    L = np.asarray(arrays["match_L"], dtype=np.float32)
+    k = len(L)
+    expect(
+        L.shape == (k,) and 1 <= k <= MAX_MATCH_PIXELS,
+        f"match_L shape {L.shape}, expected 1 to {MAX_MATCH_PIXELS} pixels",
+    )
+    expect(root.shape == (k, len(network["classes"])), f"match_root shape {root.shape}")
+    for arr in (*coefs, *intercepts, codebook, root, L):
+        expect(bool(np.all(np.isfinite(arr))), "non-finite match arrays")
+    expect(bool(np.all((root >= 0) & (root <= 1))), "match_root outside 0..1")
+    expect(bool(np.all((L >= 0) & (L <= 100))), "match_L outside 0..100")
+    return dict(
+        codebook=codebook,
+        coefs=coefs,
+        intercepts=intercepts,
+        root=root,
+        L=L,
+        sigma=float(m["sigma"]),
+        l_sigma=float(m["l_sigma"]),
+        low=float(low),
+        high=float(high),
     )
 
 

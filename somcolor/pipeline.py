@@ -276,7 +276,7 @@ class Colorizer(BaseEstimator):
         colour, hints, references), over its arrays as they are now (not copied)."""
         check_is_fitted(self, "classifier_")
         q, c = self.quantizer_, self.classifier_
-        return Model(
+        model = Model(
             config=self.get_params(),
             codebook=q.codebook_,
             classes=c.classes_,
@@ -290,6 +290,8 @@ class Colorizer(BaseEstimator):
             metadata=getattr(self, "metadata_", None),
             training=getattr(self, "training_", None),
         )
+        model.reference_match = getattr(self, "reference_match_", None)
+        return model
 
     def predict_proba(self, L: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
         """Code probabilities per pixel at the working resolution.
@@ -346,6 +348,7 @@ class Colorizer(BaseEstimator):
             "mlp": {"n_layers": len(c.coefs_), "out_activation": c.out_activation_},
             "training": self.training_,
             "somcolor_version": __version__,
+            **self.predictor().match_metadata(),
         }
         return modelfile.write(path, arrays, metadata, overwrite=overwrite)
 
@@ -375,4 +378,5 @@ class Colorizer(BaseEstimator):
         model.quantizer_, model.classifier_ = q, c
         model.training_ = p.training_
         model.metadata_ = p.metadata_
+        model.reference_match_ = getattr(p, "reference_match", None)
         return model

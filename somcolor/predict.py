@@ -223,7 +223,18 @@ class Predictor:
             arrays, meta, n_features=lambda config: FeatureSpec.from_params(config).n_features
         )
         check_params(contents["config"])
-        return cls(**contents)
+        match = contents.pop("match", None)
+        predictor = cls(**contents)
+        if match is not None:
+            predictor._attach_match(match)
+        return predictor
+
+    def _attach_match(self, match: dict) -> None:
+        """A model file of a model adapted with a reference match: the composed model
+        (:class:`somcolor.model.Model`) reads it; prediction alone cannot use it."""
+        raise ModelFormatError(
+            "an adapted model with a reference match: load it with somcolor.model.Model"
+        )
 
     # ------------------------------------------------------------------ parameters
     def __getattr__(self, name):
@@ -290,9 +301,8 @@ class Predictor:
         L = np.ascontiguousarray(L, dtype=np.float32)
         L_work = self._work_L(L)
         shape = L_work.shape
-        uv, top = self._work_uv(L_work)
+        uv, top, probabilities = self._work_prediction(L_work, proba)
         uv = uv.reshape(*shape, 2)
-        probabilities = self._proba_at(L_work)[0] if proba else None
         if self.smooth_radius > 0:
             radius = max(1, round(self.smooth_radius * max(shape)))
             mean_a, mean_b = guided_coefficients(
@@ -361,6 +371,13 @@ class Predictor:
     def _work_L(self, L: np.ndarray) -> np.ndarray:
         """The luminance at the working size (area average; the image's own if smaller)."""
         return downsample(L, working_shape(L.shape, self.work_size))
+
+    def _work_prediction(self, L_work: np.ndarray, proba: bool):
+        """``(uv (h * w, 2) float32, top, proba or None)`` of a working-size L: the decoded
+        chroma before smoothing (the fused kernel), and the probabilities if asked for.
+        :class:`~somcolor.model.Model` blends here when it carries a reference match."""
+        uv, top = self._work_uv(L_work)
+        return uv, top, (self._proba_at(L_work)[0] if proba else None)
 
     def _work_uv(self, L_work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """UV ``(h * w, 2)`` float32 and the most probable column of every pixel of a

@@ -14,6 +14,8 @@ The tests compare the fast code with these over edge cases, and the benchmark
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 
@@ -213,4 +215,20 @@ def downsample(x, shape):
                     dx = min(right, m + 1) - max(left, m)
                     total += dy * dx * x[k, m]
             out[i, j] = total / ((bottom - top) * (right - left))
+    return out
+
+
+def nearest_likeness(root, L, root_ref, L_ref, sigma, l_sigma):
+    """The reference match's likeness (somcolor.adapt.ReferenceMatch.weights), in
+    float64 loops: for each pixel, the largest over the reference pixels of
+    ``exp(-hell2 / (2 sigma^2) - (L - L_ref)^2 / (2 l_sigma^2))``, ``hell2`` the squared
+    Hellinger distance ``2 - 2 sum sqrt(p q)`` clipped at 0."""
+    out = np.zeros(len(L))
+    for i in range(len(L)):
+        best = 0.0
+        for j in range(len(L_ref)):
+            hell2 = max(0.0, 2.0 - 2.0 * float(np.dot(root[i], root_ref[j])))
+            d = float(L[i]) - float(L_ref[j])
+            best = max(best, math.exp(-hell2 / (2 * sigma**2) - d * d / (2 * l_sigma**2)))
+        out[i] = best
     return out

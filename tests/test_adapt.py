@@ -7,12 +7,13 @@ right half (different L, so the network can tell them apart from luminance alone
 
 from __future__ import annotations
 
+import naive
 import numpy as np
 import pytest
 from conftest import write_image_file
 
 from somcolor.adapt import AdaptParams, nearest_column, refine_palette
-from somcolor.color import rgb_to_luv, split_luv, to_float_rgb
+from somcolor.color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
 from somcolor.exceptions import SomcolorError
 from somcolor.model import Model
 from somcolor.paths import DEFAULT_MODEL
@@ -27,6 +28,14 @@ def two_colours(seed: int = 0) -> np.ndarray:
     img[:, :32], img[:, 32:] = RED, BLUE
     img += rng.integers(-15, 16, (48, 64, 1), dtype=np.int16)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def gray_of(rgb: np.ndarray) -> np.ndarray:
+    """The gray photo of a colour one: uint8 gray levels with its CIELUV lightness (a mean
+    of R, G and B would change the regions' contrast, so the reference match would rightly
+    see another scene: docs/reference.md)."""
+    L = luminance(rgb)
+    return compose(L, np.zeros((*L.shape, 2), np.float32))[0][..., 0]
 
 
 def mean_uv(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -58,10 +67,11 @@ def adapted(model, reference) -> Model:
 
 # ---------------------------------------------------------------------------- colours
 def test_adapted_model_gives_each_region_its_reference_colour(model, reference, adapted):
-    gray = reference.mean(axis=2).astype(np.uint8)
+    # The reference itself as the input: colorize reduces it to its luminance (a gray photo
+    # of the same scene with other gray levels may look unlike it: the reference match).
     want_left, want_right = mean_uv(reference)
-    got_left, got_right = mean_uv(adapted.colorize(gray))
-    auto_left, auto_right = mean_uv(model.colorize(gray))
+    got_left, got_right = mean_uv(adapted.colorize(reference))
+    auto_left, auto_right = mean_uv(model.colorize(reference))
     for got, want, auto in [(got_left, want_left, auto_left), (got_right, want_right, auto_right)]:
         assert angle(got, want) < 30  # the reference's hue ...
         assert np.linalg.norm(got) > 0.5 * np.linalg.norm(want)  # ... and much of its chroma
@@ -155,3 +165,55 @@ def test_bad_options_are_refused_in_one_line(model, reference, options, message)
 def test_params_defaults_are_the_documented_choice():
     p = AdaptParams().check()
     assert p.codebook == "refine" and p.refine_steps == 5
+
+
+# ---------------------------------------------------------------------------- reference match
+def test_match_likeness_kernel_equals_its_naive_twin():
+    from somcolor.adapt import ReferenceMatch
+
+    rng = np.random.default_rng(0)
+    n, k, c = 37, 11, 5
+    p_ref = rng.dirichlet(np.ones(c), k).astype(np.float32)
+    proba = rng.dirichlet(np.ones(c), n).astype(np.float32)
+    proba[0] = p_ref[3]  # one pixel exactly like a reference pixel
+    L, L_ref = rng.uniform(0, 100, n), rng.uniform(0, 100, k)
+    L[0] = L_ref[3]
+    match = ReferenceMatch(None, np.sqrt(p_ref), L_ref.astype(np.float32), 0.3, 10.0)
+    match.CHUNK = 8  # several chunks
+    got = match.likeness(proba, L.astype(np.float32))
+    want = naive.nearest_likeness(np.sqrt(proba), L, np.sqrt(p_ref), L_ref, 0.3, 10.0)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert got[0] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_unrelated_reference_leaves_the_automatic_colours(model):
+    """A reference of another scene (flat red and blue) leaves a textured photo's
+    colours as the model's own where nothing in it looks like the reference; the same
+    reference still colours a photo like it."""
+    from skimage import data
+
+    photo = data.astronaut()[::2, ::2]
+    ref = two_colours()
+    matched = model.adapt(ref, match_sigma=0.3)
+    plain = model.adapt(ref, match_sigma=0.0)
+    auto = model.colorize(photo).astype(int)
+    far_plain = np.abs(plain.colorize(photo).astype(int) - auto).mean()
+    far_matched = np.abs(matched.colorize(photo).astype(int) - auto).mean()
+    assert far_matched < 0.5 * far_plain
+    got_left, got_right = mean_uv(matched.colorize(ref))
+    want_left, want_right = mean_uv(ref)
+    assert angle(got_left, want_left) < 30 and angle(got_right, want_right) < 30
+
+
+def test_match_saves_and_loads_to_identical_colorizations(model, tmp_path):
+    from somcolor.pipeline import Colorizer
+
+    ref = two_colours()
+    gray = ref.mean(axis=2).astype(np.uint8)
+    adapted = Colorizer.load(DEFAULT_MODEL).adapt(ref, match_sigma=0.3)
+    assert adapted.predictor().reference_match is not None
+    path = adapted.save(tmp_path / "matched.npz")
+    back = Model.from_file(path)
+    assert back.reference_match is not None and back.metadata_["match"]["sigma"] == 0.3
+    assert np.array_equal(back.colorize(gray), adapted.colorize(gray))
+    assert np.array_equal(back.colorize(gray), model.adapt(ref, match_sigma=0.3).colorize(gray))

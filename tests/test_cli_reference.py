@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_image_file
-from test_adapt import mean_uv, two_colours
+from test_adapt import gray_of, mean_uv, two_colours
 
 from somcolor.cli import EXIT_USAGE
 from somcolor.io import read_image
@@ -21,12 +21,12 @@ from somcolor.io import read_image
 def files(tmp_path) -> dict[str, Path]:
     """The two-colour reference, gray copies of it, and bad references."""
     ref = two_colours()
-    gray = ref.mean(axis=2).astype(np.uint8)
+    gray = gray_of(ref)
     out = {
         "ref": write_image_file(tmp_path / "ref.png", ref),
         "gray": write_image_file(tmp_path / "gray.png", gray),
         "gray2": write_image_file(
-            tmp_path / "gray2.png", two_colours(1).mean(axis=2).astype(np.uint8)
+            tmp_path / "gray2.png", gray_of(two_colours(1))
         ),
         "gray_rgb": write_image_file(tmp_path / "gray_rgb.png", np.dstack([gray] * 3)),
     }
@@ -134,7 +134,7 @@ def clip(tmp_path) -> Path:
     pytest.importorskip("cv2", reason="the video extra is not installed")
     from test_video import write_clip
 
-    gray = two_colours().mean(axis=2).astype(np.uint8)
+    gray = gray_of(two_colours())
     return write_clip(
         tmp_path / "clip.mp4", [np.roll(gray, i, axis=1) for i in range(6)], audio=None
     )

@@ -400,3 +400,50 @@ def test_deeply_nested_metadata_is_refused(tmp_path):
     np.save(buf, np.array(text.replace('"[[[[[[[[[["', "[" * 100_000 + "]" * 100_000)))
     write_zip(path, {**entries, "metadata.npy": buf.getvalue()})
     assert_damaged(path, "metadata is not JSON")
+
+
+# --- an adapted model's reference match ---------------------------------------------------
+@pytest.fixture(scope="module")
+def matched_file(tmp_path_factory):
+    """A model adapted with a reference match, saved: its arrays and metadata."""
+    from somcolor.pipeline import Colorizer
+
+    rgb = np.zeros((40, 60, 3), np.uint8)
+    rgb[:, :30], rgb[:, 30:] = (200, 40, 40), (40, 60, 150)
+    path = tmp_path_factory.mktemp("match") / "matched.npz"
+    Colorizer.load(FAST_MODEL).adapt(rgb, match_sigma=0.3, epochs=1, pixels=300).save(path)
+    return modelfile.read(path)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda a, m: a.update(match_root=a["match_root"] * 3), "match_root outside 0..1"),
+        (lambda a, m: a.update(match_L=a["match_L"] - 200), "match_L outside 0..100"),
+        (lambda a, m: a.update(match_L=a["match_L"][:-1]), "match_root shape"),
+        (lambda a, m: a.update(match_coef_0=a["match_coef_0"][:, :1]), "differ in shape"),
+        (lambda a, m: a["match_intercept_0"].__setitem__(0, np.nan), "non-finite match"),
+        (lambda a, m: a.pop("match_codebook"), "missing or extra arrays"),
+        (lambda a, m: m.pop("match"), "metadata 'match'"),
+        (lambda a, m: m["match"].update(sigma=0), "match sigma is 0"),
+        (lambda a, m: m["match"].update(l_sigma=True), "match l_sigma is True"),
+    ],
+)
+def test_a_damaged_reference_match_is_refused(matched_file, damage, message):
+    from somcolor.model import Model
+
+    arrays, meta = matched_file
+    arrays = {k: np.array(v) for k, v in arrays.items()}
+    meta = json.loads(json.dumps(meta))
+    damage(arrays, meta)
+    with pytest.raises(ModelFormatError, match=message):
+        Model.from_arrays(arrays, meta)
+
+
+def test_a_reference_match_loads_only_as_a_model(matched_file):
+    from somcolor.model import Model
+
+    arrays, meta = matched_file
+    assert Model.from_arrays(arrays, meta).reference_match is not None
+    with pytest.raises(ModelFormatError, match="load it with somcolor.model.Model"):
+        Predictor.from_arrays(arrays, meta)

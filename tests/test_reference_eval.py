@@ -40,6 +40,7 @@ def test_a_tiny_run_scores_every_protocol_and_method(tmp_path, capsys):
     assert table in capsys.readouterr().out
     for protocol in (
         "| halves |",
+        "| unrelated |",
         "| same class | Fruits-100",
         "| same class | Open Country",
         "| film |",
@@ -50,7 +51,7 @@ def test_a_tiny_run_scores_every_protocol_and_method(tmp_path, capsys):
     data = json.loads(out.with_suffix(".json").read_text())
     assert data["config"]["n"] == 1 and data["config"]["max_side"] == 48
     sets = {(r["protocol"], r["set"]) for r in data["results"]}
-    assert len(sets) == 5  # halves, Fruits-100, Open Country, film k=1s and k=5s
+    assert len(sets) == 6  # halves, unrelated, Fruits-100, Open Country, film k=1s and 5s
     for result in data["results"]:
         assert set(result["summary"]) == set(reference_eval.METHODS)
         for s in result["summary"].values():
@@ -58,3 +59,21 @@ def test_a_tiny_run_scores_every_protocol_and_method(tmp_path, capsys):
                 assert math.isfinite(s[key]), (result["set"], s["predictor"], key)
     film = [r for r in data["results"] if r["protocol"] == "film"]
     assert all(len(r["rows"]) == 3 * len(reference_eval.FILM_STARTS) for r in film)
+
+
+def test_val_split_and_chosen_protocols_with_adapt_settings(tmp_path):
+    out = tmp_path / "val.md"
+    argv = ["--n", "2", "--max-side", "48", "--out", str(out), "--split", "val"]
+    argv += ["--protocols", "halves,unrelated", "--set", "match_sigma=0"]
+    assert reference_eval.main(argv) == 0
+    data = json.loads(out.with_suffix(".json").read_text())
+    assert data["config"]["split"] == "val" and data["config"]["adapt"] == {"match_sigma": 0}
+    assert [r["protocol"] for r in data["results"]] == ["halves", "unrelated"]
+    rows = data["results"][1]["rows"]
+    # unrelated: each photo's reference is the next val photo
+    names = [r["image"] for r in rows if r["predictor"] == "default"]
+    refs = [r["reference"] for r in rows if r["predictor"] == "default"]
+    assert refs == names[1:] + names[:1]
+    assert "BSDS500 val" in out.read_text()
+    with pytest.raises(SystemExit):
+        reference_eval.main(["--protocols", "halves,nope", "--out", str(out)])
