@@ -25,9 +25,7 @@ def files(tmp_path) -> dict[str, Path]:
     out = {
         "ref": write_image_file(tmp_path / "ref.png", ref),
         "gray": write_image_file(tmp_path / "gray.png", gray),
-        "gray2": write_image_file(
-            tmp_path / "gray2.png", gray_of(two_colours(1))
-        ),
+        "gray2": write_image_file(tmp_path / "gray2.png", gray_of(two_colours(1))),
         "gray_rgb": write_image_file(tmp_path / "gray_rgb.png", np.dstack([gray] * 3)),
     }
     out["truncated"] = tmp_path / "truncated.png"
