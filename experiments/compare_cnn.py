@@ -76,7 +76,7 @@ QUICK_TRAIN = 16
 
 NAMES = {
     "gray": "gray",
-    "fast": "SOM+MLP bundled fast model (3x3, 5x5 patch, argmax; BSDS500 train+test)",
+    "fast": "SOM+MLP bundled fast model (3x3, 5x5 patch, argmax; BSDS500 train split)",
     "context": "SOM+MLP default configuration, this train split (context, T=0.28, guided filter)",
     "cnn-ae": "CNN autoencoder (Fruits-360 study)",
     "cnn-cls": "CNN codebook classifier + global branch (annealed T=0.38)",

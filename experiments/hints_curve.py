@@ -174,53 +174,6 @@ def plot(summary: list[dict], path: Path, split: str = "test") -> None:
     plt.close(fig)
 
 
-def timing(
-    params: guide.GuideParams, model: str = "default", work_size: int = 0, repeats: int = 5
-) -> dict:
-    """Seconds of the public API on a 0.5 MP photo: the first hinted colorize, then
-    re-colorizing after one more hint.
-
-    The first BSDS500 test photo enlarged to 866 x 577 pixels (0.5 MP); the model at
-    ``work_size`` (0: its own). ``Model.hint_session`` (the model's prior and the
-    guide's set-up) and its first ``colorize`` with 10 hints are timed
-    once; then one more hint at a time (``repeats`` times), each
-    ``HintSession.colorize`` timed from the hints to the RGB image.
-    """
-    import copy
-
-    import somcolor
-
-    rgb = read_image(datasets.image_paths("bsds500", "test")[0])
-    rgb = np.clip(resample(rgb.astype(np.float32), (577, 866)), 0, 255).astype(np.uint8)
-    gray = ev.Truth.of(rgb).L
-    p = copy.copy(somcolor.load(model).predictor())
-    if work_size:
-        p.set_params(work_size=work_size)
-    points = simulated_hints(rgb, 10 + repeats, SEED)
-    t0 = time.perf_counter()
-    p.colorize(rgb, hints=points[:10])
-    t1 = time.perf_counter()
-    session = p.hint_session(rgb, params)
-    t2 = time.perf_counter()
-    session.colorize(points[:10])
-    t3 = time.perf_counter()
-    resolve = []
-    for k in range(11, 11 + repeats):
-        t = time.perf_counter()
-        session.colorize(points[:k])
-        resolve.append(time.perf_counter() - t)
-    return {
-        "photo": f"{gray.shape[1]}x{gray.shape[0]}",
-        "working": f"{session.guide.shape[1]}x{session.guide.shape[0]}",
-        "colorize_10_hints_s": round(t1 - t0, 3),
-        "hint_session_s": round(t2 - t1, 3),
-        "first_colorize_10_hints_s": round(t3 - t2, 3),
-        "recolorize_one_more_hint_s": [round(x, 3) for x in resolve],
-        "recolorize_median_s": round(float(np.median(resolve)), 3),
-        "iterations_last": session.guide.iterations,
-    }
-
-
 def _write_csv(path: Path, rows: list[dict]) -> None:
     with open(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
@@ -278,11 +231,6 @@ def parse_args(argv=None):
     ap.add_argument("--seed", type=int, default=SEED)
     ap.add_argument("--out", type=Path, default=OUT_DIR)
     ap.add_argument(
-        "--timing",
-        action="store_true",
-        help="only time the API: colorize with hints, then again after one more (0.5 MP)",
-    )
-    ap.add_argument(
         "--set",
         action="append",
         default=[],
@@ -304,10 +252,6 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.timing:
-        params = guide.GuideParams(**args.params)
-        print(json.dumps(timing(params, args.model, args.work_size), indent=1))
-        return 0
     t0 = time.perf_counter()
     if args.from_csv:
         rows = _read_rows(args.from_csv)

@@ -12,8 +12,10 @@ luminance patch around it.
 Modules, in data-flow order: ``io`` -> ``color`` -> ``quantize`` (the SOM) ->
 ``patches`` -> ``features`` -> ``classify`` (training; its forward pass is ``network``)
 -> ``decode`` -> ``predict`` (inference from a model file's arrays, without
-scikit-learn; its fused kernels are ``fused``, its file checks ``modelfile``; ``guide``
-spreads colour hints) -> ``pipeline`` (the ``Colorizer``, which composes them);
+scikit-learn, and the one working-size prior; its fused kernels are ``fused``, its file
+checks ``modelfile``) -> guidance over that prior: ``guide`` (colour hints) and ``adapt``
+(reference photos) -> ``model`` (the ``Model`` that composes them, what users call) ->
+``pipeline`` (the ``Colorizer``: training, and a ``Model`` for inference);
 ``evaluate`` measures quality; ``cli``, ``video`` (with ``temporal``) and ``web`` sit on
 top (the benchmarks are in ``experiments/``). Beside them:
 ``params`` declares the Colorizer's parameters once (defaults, allowed values, CLI

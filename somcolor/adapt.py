@@ -5,9 +5,10 @@ film) and wants a gray photo coloured like it. :func:`adapt` returns a *new*
 :class:`~somcolor.predict.Predictor` fitted to the references, starting from a trained
 model (the bundled ``default``); the model given is not changed.
 
-The method (defaults in :class:`AdaptParams`, chosen by ``experiments/choose_reference.py``
-on the "halves" protocol: the left half of a photo in colour is the reference, its right
-half in gray the target):
+The method (defaults in :class:`AdaptParams`, checked with ``experiments/choose_reference.py``
+on the "halves" protocol -- the left half of a photo in colour is the reference, its right
+half in gray the target -- on the BSDS500 ``val`` split; the match's with
+``experiments/reference_eval.py --split val``, halves and unrelated references):
 
 1. **sample** each reference at the model's working size, as
    :meth:`Colorizer.build_dataset <somcolor.pipeline.Colorizer.build_dataset>` does: the
@@ -30,6 +31,10 @@ half in gray the target):
 5. optionally a **prior**: the reference's code histogram (smoothed), raised to
    ``prior``, multiplied into the probabilities (folded into the output layer's biases:
    ``softmax(z + prior * log p)`` is ``softmax(z) * p ** prior``, renormalised).
+6. a **reference match** (:class:`ReferenceMatch`, on by default): the adapted model keeps
+   the model it started from and reference pixels as that model sees them, and uses its
+   adapted colours where a photo looks like the references, the starting model's elsewhere
+   (composed in :class:`somcolor.model.Model`'s prior; saved in its model file).
 
 Everything random comes from one ``random_state``: the same seed gives bit-identical
 arrays. :func:`read_reference` reads and checks a reference file (a colour photo, not a

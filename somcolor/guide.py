@@ -729,8 +729,13 @@ def suggest(proba: np.ndarray, palette: np.ndarray, k: int = 5, *, lightness: fl
 HINT_WORK_SIZE = 256
 
 
-def _shrink(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Area-average ``(H, W)`` or ``(H, W, C)`` float32 down to ``shape``."""
+def shrink(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Area-average ``(H, W)`` or ``(H, W, C)`` float32 down to ``shape`` (no copy when it
+    is float32 of that shape already).
+
+    >>> shrink(np.ones((4, 6, 2), np.float32), (2, 3)).shape
+    (2, 3, 2)
+    """
     from .resize import downsample
 
     if tuple(x.shape[:2]) == tuple(shape):
@@ -777,8 +782,8 @@ class HintSession:
         if own:
             self.L_work, self.uv_work, self.proba = prior.L, prior.uv, prior.proba
         else:  # a full-resolution model: its prior shrunk to the hints' working size
-            self.L_work = _shrink(prior.L, work)
-            self.uv_work = _shrink(prior.uv, work)
+            self.L_work = shrink(prior.L, work)
+            self.uv_work = shrink(prior.uv, work)
             self.proba = p.predict_proba(self.L_work)[0]
             self.prior = None  # the full-size prior is not kept
         self.palette = p.codebook[p.classes]

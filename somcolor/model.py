@@ -22,6 +22,7 @@ import numpy as np
 
 from . import guide
 from .color import check_image, luminance
+from .features import features_at
 from .io import read_image
 from .predict import ColorizeInfo, Predictor
 
@@ -55,9 +56,30 @@ class Model(Predictor):
             return uv, top, probabilities
         base = copy.copy(match.base)
         base.config = self.config  # the decoder and temperature set on this model
+        weight = self._match_weights(base, L_work)
+        if weight.min() >= 1:  # the photo looks like the references: their colours
+            return uv, top, probabilities
         uv_base, _ = base._work_uv(L_work)
-        weight = match.weights(base._proba_at(L_work)[0], L_work.ravel())[:, None]
-        return uv_base + weight * (uv - uv_base), top, probabilities
+        return uv_base + weight[:, None] * (uv - uv_base), top, probabilities
+
+    #: The reference match's weights are computed at every MATCH_STEP-th working pixel in
+    #: each direction and repeated over the square (the model's smoothing follows).
+    MATCH_STEP = 4
+
+    def _match_weights(self, base: Predictor, L_work: np.ndarray) -> np.ndarray:
+        """The match's weights ``(h * w,)`` of a working-size L: the starting model's
+        probabilities and the likeness at a grid of every :attr:`MATCH_STEP`-th pixel,
+        repeated over each ``MATCH_STEP`` square."""
+        h, w = L_work.shape
+        step = self.MATCH_STEP
+        rows, cols = np.arange(0, h, step), np.arange(0, w, step)
+        index = (rows[:, None] * w + cols[None, :]).ravel()
+        X = features_at(L_work, index, base.feature_spec)
+        proba = np.empty((len(index), len(base.classes)), np.float32)
+        base._forward(X, proba)
+        small = self.reference_match.weights(proba, L_work.ravel()[index])
+        grid = small.reshape(len(rows), len(cols))
+        return np.repeat(np.repeat(grid, step, axis=0), step, axis=1)[:h, :w].ravel()
 
     def _attach_match(self, match: dict) -> None:
         """The reference match of a model file (checked by

@@ -30,7 +30,6 @@ import numpy as np
 from .. import guide
 from ..color import compose
 from ..exceptions import SomcolorError
-from ..resize import downsample
 
 #: JPEG quality of the previews (a 0.5 MP preview: about 5 ms to encode, 0.5 MB).
 PREVIEW_QUALITY = 90
@@ -93,15 +92,6 @@ def preview_shape(shape: tuple[int, int], side: int) -> tuple[int, int]:
     return max(1, round(H * scale)), max(1, round(W * scale))
 
 
-def _shrink(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Area-average ``(H, W)`` or ``(H, W, C)`` float32 down to ``shape``."""
-    if tuple(x.shape[:2]) == tuple(shape):
-        return np.ascontiguousarray(x, np.float32)
-    if x.ndim == 2:
-        return downsample(x, shape)
-    return np.stack([downsample(x[..., c], shape) for c in range(x.shape[2])], axis=-1)
-
-
 def _nbytes(obj, depth: int = 2) -> int:
     """Bytes of the arrays (dense or sparse) an object holds, ``depth`` attributes deep."""
     if isinstance(obj, np.ndarray):
@@ -136,8 +126,8 @@ class PreviewSession:
         session = predictor.hint_session(image)
         self.shape = tuple(int(n) for n in session.shape)
         self.preview_shape = preview_shape(self.shape, side)
-        self.L = _shrink(session.L, self.preview_shape)
-        self.uv_auto = _shrink(session.uv_auto, self.preview_shape)
+        self.L = guide.shrink(session.L, self.preview_shape)
+        self.uv_auto = guide.shrink(session.uv_auto, self.preview_shape)
         self.guide = session.guide
         self.uv_work = session.uv_work
         self.proba = session.proba
