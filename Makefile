@@ -91,13 +91,13 @@ compare-cnn: $(COMPARE_CNN) ## the CNN autoencoder and codebook CNN vs SOM+MLP o
 $(COMPARE_CNN): experiments/compare_cnn.py $(wildcard somcolor/*.py) $(wildcard somcolor/backends/*.py) | $(STAMP)
 	$(BIN)/python -m experiments.compare_cnn
 
-hints-curve: $(STAMP) ## the colour-hints curve: somcolor with N hints vs Levin alone
+hints-curve: $(STAMP) ## the colour-hints curve on BSDS500 test, through the product: somcolor with N hints vs Levin alone
 	$(BIN)/python -m experiments.hints_curve
 
 # Colour from a reference photo (docs/reference.md): automatic default vs Welsh et al. 2002 vs
 # the default adapted to the reference, on three protocols (halves, same class, film).
 REFERENCE_EVAL := experiments/results/reference_eval.md
-reference-eval: $(REFERENCE_EVAL) ## colour from a reference: default vs Welsh 2002 vs adapted, three protocols
+reference-eval: $(REFERENCE_EVAL) ## colour from a reference: default vs Welsh 2002 vs adapted, four protocols
 
 $(REFERENCE_EVAL): experiments/reference_eval.py experiments/welsh.py $(wildcard somcolor/*.py) | $(STAMP)
 	$(BIN)/python -m experiments.reference_eval --out $@
