@@ -95,7 +95,7 @@ hints-curve: $(STAMP) ## the colour-hints curve on BSDS500 test, through the pro
 	$(BIN)/python -m experiments.hints_curve
 
 # Colour from a reference photo (docs/reference.md): automatic default vs Welsh et al. 2002 vs
-# the default adapted to the reference, on three protocols (halves, same class, film).
+# the default adapted to the reference, on four protocols (halves, unrelated, same class, film).
 REFERENCE_EVAL := experiments/results/reference_eval.md
 reference-eval: $(REFERENCE_EVAL) ## colour from a reference: default vs Welsh 2002 vs adapted, four protocols
 
