@@ -184,6 +184,14 @@ def _add_reference(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _read_references(paths) -> list:
+    """Reference photo files read and checked (a video among them gets its own message)."""
+    from .adapt import read_reference
+    from .video import is_video
+
+    return [read_reference(r, is_video=is_video) for r in paths]
+
+
 def _adapted(model, references: list[str] | None, name: str):
     """``model`` fitted to the ``--reference`` photos (itself for an empty list; for None,
     only checked to be adaptable); a model that cannot be adapted, or a bad reference, is
@@ -197,11 +205,7 @@ def _adapted(model, references: list[str] | None, name: str):
         )
     if references is None:
         return model
-    from .adapt import read_reference
-    from .video import is_video
-
-    # every file checked before fitting
-    images = [read_reference(r, is_video=is_video) for r in references]
+    images = _read_references(references)  # every file checked before fitting
     adapted = model.adapt(images)
     log.info("adapted %s to %d reference photo(s)", name, len(images))
     return adapted
@@ -456,11 +460,9 @@ def cmd_adapt(args) -> int:
         raise SomcolorError(f"{out}: output is a folder")
     path = model_path(args.model)
     _adapted(_inference_model(path), None, args.model or "default")  # adaptable?
-    from .adapt import read_reference
     from .pipeline import Colorizer
-    from .video import is_video
 
-    images = [read_reference(r, is_video=is_video) for r in args.references]
+    images = _read_references(args.references)
     adapted = Colorizer.load(path).adapt(images, random_state=args.seed)
     try:
         adapted.save(out, overwrite=args.force)

@@ -777,7 +777,7 @@ class HintSession:
         p = predictor
         work = working_shape(self.L.shape, p.work_size or HINT_WORK_SIZE)
         own = working_shape(self.L.shape, p.work_size) == work
-        self.prior = prior = p.prior(self.L, proba=own)
+        prior = p.prior(self.L, proba=own)
         self.uv_auto = prior.full_uv(self.L)
         if own:
             self.L_work, self.uv_work, self.proba = prior.L, prior.uv, prior.proba
@@ -785,7 +785,6 @@ class HintSession:
             self.L_work = shrink(prior.L, work)
             self.uv_work = shrink(prior.uv, work)
             self.proba = p.predict_proba(self.L_work)[0]
-            self.prior = None  # the full-size prior is not kept
         self.palette = p.codebook[p.classes]
         self._guide = None
 

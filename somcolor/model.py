@@ -24,7 +24,7 @@ from . import guide
 from .color import check_image, luminance
 from .features import features_at
 from .io import read_image
-from .predict import ColorizeInfo, Predictor
+from .predict import Predictor
 
 __all__ = ["Model"]
 
@@ -136,7 +136,8 @@ class Model(Predictor):
         """Colorize an image (gray, RGB or RGBA array, or a path) -> RGB uint8 ``(H, W, 3)``.
 
         Color inputs are first reduced to their luminance, so a color photo is
-        re-colorized. With ``return_info`` also returns a :class:`ColorizeInfo`.
+        re-colorized. With ``return_info`` also returns a
+        :class:`~somcolor.predict.ColorizeInfo`.
 
         ``reference`` is a colour photo (array or path) or a list of them: the model is
         first adapted to them (:meth:`adapt`, seed 0), then colours the image (with the
@@ -176,13 +177,11 @@ class Model(Predictor):
                 out, info = self.hint_session(image).colorize(given, return_info=True)
                 info.seconds = time.perf_counter() - t0
                 return (out, info) if return_info else out
-        if self.reference_match is None:
-            return super().colorize(image, return_info=return_info)
-        L = luminance(image).astype(np.float32, copy=False)  # the blended prior's path
-        out, clipped = self.compose(L, self.prior(L))
-        if not return_info:
-            return out
-        return out, ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
+        return super().colorize(image, return_info=return_info)
+
+    def _rows_are_the_prior(self, shape: tuple[int, int]) -> bool:
+        """A reference match blends two predictions in the prior: never the rows' path."""
+        return self.reference_match is None and super()._rows_are_the_prior(shape)
 
     def adapt(self, references, *, random_state=0, **options) -> Model:
         """A new model fitted to reference colour photos (arrays or paths), starting

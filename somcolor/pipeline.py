@@ -338,7 +338,8 @@ class Colorizer(BaseEstimator):
 
     def save(self, path, *, overwrite: bool = True) -> Path:
         """Write the model as ``.npz`` arrays + JSON metadata (no pickle), atomically."""
-        arrays = self.model_arrays()
+        model = self.predictor()
+        arrays = model.model_arrays()
         c = self.classifier_
         params = self.get_params()
         for key in TUPLE_PARAMS:
@@ -348,7 +349,7 @@ class Colorizer(BaseEstimator):
             "mlp": {"n_layers": len(c.coefs_), "out_activation": c.out_activation_},
             "training": self.training_,
             "somcolor_version": __version__,
-            **self.predictor().match_metadata(),
+            **model.match_metadata(),
         }
         return modelfile.write(path, arrays, metadata, overwrite=overwrite)
 

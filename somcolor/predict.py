@@ -342,8 +342,7 @@ class Predictor:
             image = read_image(image)
         image = np.asarray(image)
         shape = check_image(image).shape[:2]
-        full_size = working_shape(shape, self.work_size) == shape
-        if full_size and not self.smooth_radius > 0:
+        if self._rows_are_the_prior(shape):
             out, clipped = self._colorize_rows(image)
         else:
             L = luminance(image).astype(np.float32, copy=False)
@@ -368,6 +367,13 @@ class Predictor:
         return out, clipped
 
     # ------------------------------------------------------------ the paths (module docstring)
+    def _rows_are_the_prior(self, shape: tuple[int, int]) -> bool:
+        """Whether the input's rows can go to RGB block by block (:meth:`_colorize_rows`)
+        and give what :meth:`prior` would: at full resolution without smoothing, the
+        prediction being the fused kernel's alone."""
+        full_size = working_shape(shape, self.work_size) == tuple(shape)
+        return full_size and not self.smooth_radius > 0
+
     def _work_L(self, L: np.ndarray) -> np.ndarray:
         """The luminance at the working size (area average; the image's own if smaller)."""
         return downsample(L, working_shape(L.shape, self.work_size))
