@@ -9,6 +9,11 @@ STAMP  := $(VENV)/.installed
 CORE   := $(VENV)/.core
 EXTRAS ?= dev,video,web,dask,cnn
 MODEL  := somcolor/models/default.npz
+# At every editable install setuptools warns "Editable installation. Please be careful with
+# folders in your working directory with the same name as your package", and pip shows a local
+# project's build warnings even with --quiet. It is information, not a problem in our config
+# (the same for any flat-layout project); a filter on its first words hides only it.
+PIP    := PYTHONWARNINGS='ignore:Editable installation' $(BIN)/python -m pip
 SAMPLE := data/raw/bsds500/test/100007.jpg
 
 # The bundled models: documented configs, fixed seed, the repo's own photos.
@@ -25,20 +30,22 @@ FAST_MODEL := somcolor/models/fast.npz
 FAST_ARGS  := --som 3x3 --patch 5 --hidden 50,50 --pixels-per-image 2500 --seed 0 \
               --description "BSDS500 train (200 photos, 481x321) from data/raw/bsds500; never saw the test split"
 
-.PHONY: help install install-core demo data model model-fast test lint smoke bench clean table1 table2 fig8 fig9 fig10 paper compare compare-cnn hints-curve reference-eval
+.PHONY: help install install-core demo data model model-fast test lint smoke bench clean table1 table2 fig8 fig9 fig10 paper compare compare-cnn hints-curve reference-eval docs-pictures video-hints
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
+	  '{ name[NR] = $$1; text[NR] = $$2; if (length($$1) > w) w = length($$1) } \
+	   END { for (i = 1; i <= NR; i++) printf "  make %-" w "s  %s\n", name[i], text[i] }'
 
 # Two levels: the core (what colorizing photos needs) and everything (tests, extras).
 $(CORE): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
 	touch $@
 
 $(STAMP): $(CORE)
-	$(BIN)/python -m pip install --quiet -e '.[$(EXTRAS)]'
+	$(PIP) install --quiet -e '.[$(EXTRAS)]'
 	touch $@
 
 install: $(STAMP) ## create .venv and install somcolor with dev tools and the optional extras
@@ -63,6 +70,11 @@ model-fast: $(CORE) ## retrain the bundled fast model (paper's configuration) fr
 
 test: $(STAMP) ## run the test suite (unit tests + doctests)
 	$(BIN)/python -m pytest
+
+# The page's pictures in docs/ (web.png, hints.png, phone.png), taken in headless Chromium;
+# the tests write only to temporary folders, so `make test` leaves docs/ as committed.
+docs-pictures: $(STAMP) ## the web page's screenshots in docs/ (web.png, hints.png, phone.png)
+	$(BIN)/python -m experiments.page_pictures
 
 lint: $(STAMP) ## ruff: lint and format check
 	$(BIN)/ruff check somcolor tests experiments
@@ -93,6 +105,11 @@ $(COMPARE_CNN): experiments/compare_cnn.py $(wildcard somcolor/*.py) $(wildcard 
 
 hints-curve: $(STAMP) ## the colour-hints curve on BSDS500 test, through the product: somcolor with N hints vs Levin alone
 	$(BIN)/python -m experiments.hints_curve
+
+# Hints on a video's key frame carried through the clip (README "Colour hints on video"):
+# panning clips of BSDS500 test photos, through the CLI, automatic vs hinted.
+video-hints: $(STAMP) ## hints on frame 0 carried through panning clips, through the CLI
+	$(BIN)/python -m experiments.video_hints
 
 # Colour from a reference photo (docs/reference.md): automatic default vs Welsh et al. 2002 vs
 # the default adapted to the reference, on four protocols (halves, unrelated, same class, film).

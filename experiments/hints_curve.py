@@ -13,8 +13,9 @@ photo.jpg`` does) is colorized
   API that ``somcolor colorize photo.jpg --hints h.json`` and the page run (a test
   proves the CLI writes the same pixels, :func:`photo_outputs`);
 * **Levin alone**: Levin, Lischinski & Weiss (2004) from the same hints, no model
-  (:mod:`experiments.levin`), at the session's working size, the chroma upsampled onto
-  the full-resolution L;
+  (:mod:`experiments.levin`), at the session's working size, the chroma brought onto
+  the full-resolution L by the same edge-aware upsampling as the hints' change
+  (:func:`somcolor.guide.full_size`);
 
 and the RGB outputs are scored with :func:`somcolor.evaluate.score_rgb` (PSNR, SSIM,
 AuC, rebalanced AuC, colourfulness). Writes ``summary.md`` (the table), ``curve.csv``,
@@ -44,7 +45,6 @@ from somcolor import datasets, guide, paths
 from somcolor import evaluate as ev
 from somcolor.color import compose
 from somcolor.io import read_image
-from somcolor.resize import resample
 
 HINT_COUNTS = (0, 1, 2, 5, 10, 20, 50, 100)
 PATCH = guide.SIMULATED_PATCH
@@ -85,8 +85,13 @@ def photo_outputs(model, rgb: np.ndarray, points, counts, methods, params=None) 
             uv = np.zeros((*work, 2))
             mask.flat[wh.index] = True
             uv.reshape(-1, 2)[wh.index] = wh.uv
-            uv_full = resample(levin.colorize(session.L_work, mask, uv), session.shape)
-            out["levin", n] = compose(session.L, uv_full.astype(np.float32))[0]
+            chroma = levin.colorize(session.L_work, mask, uv).astype(np.float32)
+            # brought to the full size by the same edge-aware upsampling as the hints'
+            zero = np.zeros((*session.shape, 2), np.float32)
+            uv_full = guide.full_size(
+                zero, 0 * chroma, chroma, L=session.L, L_work=session.L_work, params=params
+            )
+            out["levin", n] = compose(session.L, uv_full)[0]
     return out
 
 

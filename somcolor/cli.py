@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from . import params
 from ._version import __version__
 from .decode import DECODERS
 from .exceptions import SomcolorError
+from .paths import VIDEO_MODEL
 from .web.settings import MIB
 
 log = logging.getLogger("somcolor")
@@ -30,6 +32,7 @@ EXIT_FAILURES = 1  # some inputs of a batch failed
 EXIT_USAGE = 2  # bad options, unusable model, nothing to do
 EXIT_INTERNAL = 3  # a bug: please report
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for a tool killed by a closed pipe
 
 
 class _Parser(argparse.ArgumentParser):
@@ -327,7 +330,9 @@ def _colorize_hinted(src: Path, dst: Path, model, args) -> int:
             f"{args.model or 'default'}: --hints and --scribbles apply to SOM models only"
         )
     if is_video(src):
-        raise SomcolorError(f"{src}: --hints and --scribbles apply to images, not videos")
+        raise SomcolorError(
+            f"{src}: is a video: give hints on its key frames with colorize-video --hints KEYS.json"
+        )
     _check_destination(src, dst, args.force)
     image = read_image(src, max_pixels=args.max_pixels)
     hints = _read_hints(args, image.shape[:2])
@@ -351,12 +356,20 @@ def _point(text: str) -> tuple[float, float]:
 
 
 def _add_suggest(sub) -> None:
-    s = sub.add_parser("suggest", help="the model's most probable colours at a pixel")
+    s = sub.add_parser(
+        "suggest",
+        help="colours to pick from at a pixel: the model's most probable, then a palette",
+    )
     s.add_argument("input", metavar="INPUT")
     s.add_argument(
         "--at", type=_point, required=True, metavar="X,Y", help="column,row (0-based pixels)"
     )
-    s.add_argument("--top", type=_positive, default=5, help="how many colours (default 5)")
+    s.add_argument("--top", type=_positive, default=12, help="how many colours (default 12)")
+    s.add_argument(
+        "--model-only",
+        action="store_true",
+        help="only the model's most probable colours, no palette",
+    )
     s.add_argument("--model", help="model file, or a bundled model: default (the default), fast")
     s.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_work_size(s)
@@ -372,13 +385,14 @@ def cmd_suggest(args) -> int:
     if not hasattr(model, "suggest"):
         raise SomcolorError(f"{args.model or 'default'}: suggest applies to SOM models only")
     x, y = args.at
-    colours = model.suggest(args.input, x, y, int(args.top))
+    colours = model.suggest(args.input, x, y, int(args.top), model_only=args.model_only)
     if args.json:
-        payload = {"x": x, "y": y, "colors": [{"color": c, "p": p} for c, p in colours]}
-        print(json.dumps(payload))
+        colors = [{"color": c, "p": p, "source": s} for c, p, s in colours]
+        print(json.dumps({"x": x, "y": y, "colors": colors}))
         return 0
-    for color, p in colours:
-        print(f"{color}  {100 * p:5.1f}%")
+    for color, p, source in colours:
+        share = "" if p is None else f"{100 * p:5.1f}%"  # a palette colour has none
+        print(f"{color}  {source:<7}  {share}".rstrip())
     return 0
 
 
@@ -406,7 +420,8 @@ def _colorize_video_file(src: Path, dst: Path, model, args) -> None:
     """Colorize one video with a progress bar (frames, fps, time left) and a summary line."""
     from .video import colorize_video
 
-    options = {k: getattr(args, k) for k in ("smoothing", "flow", "crf", "preset") if k in args}
+    keys = ("smoothing", "flow", "crf", "preset", "hints")
+    options = {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
     bar = None
     if not getattr(args, "quiet", False):
         from tqdm import tqdm
@@ -477,7 +492,7 @@ def _add_colorize_video(sub) -> None:
     v = sub.add_parser("colorize-video", help="colorize a video (needs the video extra)")
     v.add_argument("input", metavar="INPUT")
     v.add_argument("-o", "--output", required=True, help="output video (.mp4, .m4v, .mov, .mkv)")
-    v.add_argument("--model", help="model file or bundled model name (default: fast)")
+    v.add_argument("--model", help=f"model file or bundled model name (default: {VIDEO_MODEL})")
     v.add_argument("--force", action="store_true", help="overwrite an existing output")
     v.add_argument("--crf", type=_crf, default=18, help="x264 quality, 0-51, lower is better (18)")
     v.add_argument("--preset", default="medium", help="x264 preset, ultrafast..veryslow (medium)")
@@ -492,6 +507,12 @@ def _add_colorize_video(sub) -> None:
         metavar="KEYFRAME",
         help="a colour photo (e.g. one frame coloured by hand) to take the colours from: the "
         "model (default: default) is fitted to it once, then colours the whole video",
+    )
+    v.add_argument(
+        "--hints",
+        metavar="KEYS.json",
+        help='colour hints on key frames, carried through each shot: {"keyframes": [{"frame": '
+        'N or "time": SECONDS, "points": [{"x", "y", "color"}], "scribbles": "F.png"}]}',
     )
     _add_work_size(v)
     v.set_defaults(func=cmd_colorize_video)
@@ -512,7 +533,7 @@ def cmd_colorize_video(args) -> int:
 def _add_evaluate_video(sub) -> None:
     ev = sub.add_parser("evaluate-video", help="measure flicker with and without smoothing")
     ev.add_argument("input", metavar="INPUT")
-    ev.add_argument("--model", help="model file or bundled model name (default: fast)")
+    ev.add_argument("--model", help=f"model file or bundled model name (default: {VIDEO_MODEL})")
     ev.add_argument(
         "--smoothing",
         type=_smoothing,
@@ -1007,7 +1028,10 @@ def cmd_serve(args) -> int:
 
         from .web.app import create_app
     except ImportError as exc:
-        _error(f"serve needs the web extra (no module {exc.name!r}): pip install 'somcolor[web]'")
+        _error(
+            f"serve needs the web extra (no module {exc.name!r}): .venv/bin/pip install -e "
+            "'.[web]' in the somcolor checkout, or pip install 'somcolor[web]'"
+        )
         return EXIT_USAGE
 
     limits = {}
@@ -1062,6 +1086,25 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at the null device after its reader went away.
+
+    ``somcolor info | head -1``: ``head`` closes the pipe after one line. A Unix tool is then
+    killed by SIGPIPE without a word; Python ignores SIGPIPE and raises
+    :class:`BrokenPipeError` instead, so ``main`` catches it and returns
+    :data:`EXIT_BROKEN_PIPE`, the status a shell shows for a tool killed so (``set -o
+    pipefail`` still sees the failure). What is left in stdout's buffer would fail again
+    when the interpreter flushes it at exit ("Exception ignored ... BrokenPipeError"):
+    it goes to the null device instead.
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (an in-process capture)
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
@@ -1070,7 +1113,12 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except SomcolorError as exc:
         _error(str(exc))
         return EXIT_USAGE

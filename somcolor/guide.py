@@ -44,8 +44,10 @@ said nothing. Everything here works on plain arrays at the model's working resol
 * **Full size** (:func:`full_size`): the hints' change to the model's chroma at the
   working resolution, upsampled and added to the automatic full-size chroma, so that
   no hints give the automatic result exactly.
-* **Suggestions** (:func:`suggest`): the model's most probable colours at a pixel, the
-  palette a user picks from.
+* **Suggestions** (:func:`suggest`): the colours a user picks from at a pixel: the
+  model's most probable first, then a palette that covers the gamut at the pixel's
+  lightness (:data:`SUGGESTION_PALETTE`), each entry drawn toward where the model's
+  probability lies near it, without near duplicates.
 
 References: A. Levin, D. Lischinski, Y. Weiss, "Colorization using Optimization",
 SIGGRAPH 2004; R. Zhang, J.-Y. Zhu, P. Isola et al., "Real-Time User-Guided Image
@@ -54,15 +56,15 @@ Colorization with Learned Deep Priors", SIGGRAPH 2017.
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from .color import compose, rgb_to_luv
+from .color import compose, luv_to_rgb, rgb_to_luv
 from .exceptions import SomcolorError
 from .predict import ColorizeInfo
 
@@ -214,14 +216,10 @@ def read_hints(path, shape: tuple[int, int]) -> Hints:
     Errors (unreadable file, bad JSON, unknown keys, a point outside the image, a bad
     colour or radius) are one :class:`SomcolorError` line naming the file and the entry.
     """
+    from .io import read_json
+
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise SomcolorError(f"{path}: cannot read the hints file ({exc.strerror})") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        msg = str(exc).splitlines()[0]
-        raise SomcolorError(f"{path}: not a JSON hints file ({msg})") from None
+    data = read_json(path, "hints file")
     if not isinstance(data, dict):
         raise SomcolorError(f'{path}: expected an object {{"points": [...]}}')
     unknown = sorted(set(data) - {"points"})
@@ -350,6 +348,22 @@ class WorkHints:
         return len(self.index)
 
 
+@dataclass(frozen=True)
+class Exemplars:
+    """Hinted pixels by their appearance alone, from another image (a video's key
+    frame): the square roots of the model's code probabilities there ``root``
+    ``(m, n_classes)``, their luminance ``L`` ``(m,)`` and colour ``uv`` ``(m, 2)``. A
+    :class:`Guide` pulls every pixel that looks like one of them toward its colour, as
+    it does for its own hinted pixels (the non-local pull), and nothing else."""
+
+    root: np.ndarray
+    L: np.ndarray
+    uv: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.L)
+
+
 def to_working(hints: Hints, shape: tuple[int, int]) -> WorkHints:
     """Map input-pixel hints onto a working resolution ``shape`` (``(h, w)``).
 
@@ -401,6 +415,11 @@ class GuideParams:
     #: leak along the smoothness term into regions no hint resembles
     model_hold: float = 0.3
     model_power: float = 16.0
+    #: the hints' change is brought to the full size by a guided filter of this radius
+    #: (working pixels) fitted to the working L and applied to the full L, so that it
+    #: follows the photo's edges there (0: bilinear interpolation)
+    upsample_radius: int = 3
+    upsample_eps: float = 3e-3  #: its regularisation, in (L / 100) squared
     max_nonlocal: int = 256  #: hinted pixels (evenly spread over the list) the non-local pull uses
     rtol: float = 1e-3  #: conjugate gradients stop at this relative residual
     max_iter: int = 500
@@ -602,6 +621,22 @@ class Guide:
             self._likeness_cache[index] = cached
         return cached
 
+    def _exemplar_sums(self, exemplars: Exemplars, top, total, target) -> None:
+        """Add exemplars (hinted pixels of another image) to the non-local sums, in place."""
+        prm = self.params
+        m = len(exemplars)
+        if not m:
+            return
+        keep = _spread(m, prm.max_nonlocal)
+        root = np.asarray(exemplars.root, np.float32)[keep]
+        hell2 = np.maximum(0.0, 2.0 - 2.0 * (self.root @ root.T))  # (n, m)
+        dl = self.L.reshape(-1, 1) - np.asarray(exemplars.L, np.float64)[keep][None, :]
+        log_like = -0.5 * hell2 / prm.nonlocal_sigma**2 - 0.5 * (dl / prm.nonlocal_l_sigma) ** 2
+        np.maximum(top, np.exp(log_like).max(axis=1), out=top)
+        sharp = np.exp(prm.nonlocal_power * log_like)
+        total += sharp.sum(axis=1)
+        target += sharp @ np.asarray(exemplars.uv, np.float64)[keep]
+
     def _nonlocal_sums(self, hints: WorkHints):
         """Over the hints: the largest likeness, the sum of the likeness powers and their
         colour-weighted sum. When the hints are the last solve's plus more (a user adding
@@ -627,8 +662,11 @@ class Guide:
         self._nonlocal_last = (set(keys), top, total, target)
         return top, total, target
 
-    def data_term(self, hints: WorkHints) -> tuple[np.ndarray, np.ndarray]:
-        """The data weights ``d`` ``(n,)`` and targets ``t`` ``(n, 2)`` of these hints."""
+    def data_term(
+        self, hints: WorkHints, exemplars: Exemplars | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The data weights ``d`` ``(n,)`` and targets ``t`` ``(n, 2)`` of these hints
+        (and of ``exemplars``, hinted pixels of another image, by appearance)."""
         prm = self.params
         h, w = self.shape
         n = h * w
@@ -642,6 +680,9 @@ class Guide:
             # (nearly the most alike one's: a plain average would blend unrelated
             # colours into gray once many hints look somewhat alike).
             top, total, target = self._nonlocal_sums(hints)
+            if exemplars is not None and len(exemplars):
+                top, total, target = top.copy(), total.copy(), target.copy()
+                self._exemplar_sums(exemplars, top, total, target)
             alpha = prm.nonlocal_weight * top
             weight += alpha
             pull += (alpha / np.where(total > 0, total, 1.0))[:, None] * target
@@ -668,12 +709,13 @@ class Guide:
             pull[idx] += g[:, None] * hints.uv[k]
         return weight, pull
 
-    def solve(self, hints: WorkHints) -> np.ndarray:
-        """The guided chroma ``(h, w, 2)`` float32; the model's own when there are no hints."""
+    def solve(self, hints: WorkHints, exemplars: Exemplars | None = None) -> np.ndarray:
+        """The guided chroma ``(h, w, 2)`` float32; the model's own when there are no
+        hints (and no ``exemplars``)."""
         h, w = self.shape
-        if not len(hints):
+        if not len(hints) and (exemplars is None or not len(exemplars)):
             return self.uv.astype(np.float32, copy=True)
-        weight, pull = self.data_term(hints)
+        weight, pull = self.data_term(hints, exemplars)
         A = self._system(weight)
         x0 = self.uv.reshape(-1, 2).astype(np.float64) if self._last is None else self._last
         prm = self.params
@@ -689,38 +731,240 @@ def guided_uv(L, proba, palette, uv, hints: WorkHints, params: GuideParams | Non
     return Guide(L, proba, palette, uv, params).solve(hints)
 
 
-def full_size(uv_full: np.ndarray, uv_work: np.ndarray, guided_work: np.ndarray) -> np.ndarray:
+def full_size(
+    uv_full: np.ndarray,
+    uv_work: np.ndarray,
+    guided_work: np.ndarray,
+    *,
+    L: np.ndarray | None = None,
+    L_work: np.ndarray | None = None,
+    params: GuideParams | None = None,
+) -> np.ndarray:
     """The guided chroma at the input's size: the automatic chroma ``uv_full`` plus the
-    hints' change at the working resolution (``guided_work - uv_work``) upsampled.
+    hints' change at the working resolution (``guided_work - uv_work``) brought up to it.
 
-    With no hints the change is zero and ``uv_full`` comes back unchanged.
+    With ``L`` and ``L_work`` (the luminance at both sizes) and ``upsample_radius > 0``
+    the change is upsampled by the fast guided filter (coefficients fitted to ``L_work``,
+    applied to ``L``), else bilinearly. With no hints the change is zero and
+    ``uv_full`` comes back unchanged.
     """
     from .resize import resample
+    from .smooth import guided_coefficients, guided_rows
 
+    prm = GuideParams() if params is None else params
     change = np.asarray(guided_work, np.float32) - np.asarray(uv_work, np.float32)
     if not change.any():
         return uv_full
-    return uv_full + resample(change, uv_full.shape[:2])
+    if L is None or L_work is None or prm.upsample_radius <= 0:
+        return uv_full + resample(change, uv_full.shape[:2])
+    L_work = np.asarray(L_work, np.float32)
+    mean_a, mean_b = guided_coefficients(
+        L_work / np.float32(100), change, int(prm.upsample_radius), prm.upsample_eps
+    )
+    L = np.ascontiguousarray(L, np.float32)
+    return uv_full + guided_rows(L, mean_a, mean_b, 0, L.shape[0], scale=0.01)
 
 
 # ---------------------------------------------------------------------------- suggestions
-def suggest(proba: np.ndarray, palette: np.ndarray, k: int = 5, *, lightness: float = 50.0):
-    """The model's ``k`` most probable colours at one pixel: ``[(hex, probability), ...]``.
+class Suggestion(NamedTuple):
+    """One colour offered at a point: ``"#rrggbb"``, the model's probability of its code
+    (None for a palette colour) and where it comes from, ``"model"`` or ``"palette"``."""
+
+    color: str
+    probability: float | None
+    source: str
+
+
+#: The colours that complete the model's: ``(name, hue, chroma, saturation)``. At
+#: lightness L an entry's CIELUV chroma is ``chroma + saturation * L`` in the direction
+#: ``hue`` (degrees in the uv plane, 0 = +u), brought into the sRGB gamut at L by
+#: shrinking the chroma (hue and L kept, :func:`into_gamut`). A gray; a muted ring of
+#: fixed chroma, for the near-neutral colours most photo pixels have; a stronger ring
+#: whose chroma grows with L, as a lit colour's does (at L 30 the "skin" entry is a
+#: brown, at L 70 a skin tone); and a red. These are each entry's default: at a pixel
+#: :func:`suggest` draws it toward the model's colours in its cell
+#: (:attr:`SuggestParams.cell_mass`). Chosen on the BSDS500 ``val`` split
+#: (``python -m experiments.suggest_eval --split val --designs``; docs/web.md,
+#: "Suggested colours").
+SUGGESTION_PALETTE = (
+    ("gray", 0.0, 0.0, 0.0),
+    ("gray-brown", 45.0, 10.0, 0.0),
+    ("khaki", 90.0, 10.0, 0.0),
+    ("gray-green", 150.0, 10.0, 0.0),
+    ("gray-blue", 235.0, 10.0, 0.0),
+    ("brown / skin", 45.0, 0.0, 0.6),
+    ("ochre / yellow", 80.0, 0.0, 0.6),
+    ("foliage green", 115.0, 0.0, 0.6),
+    ("sky blue", 235.0, 0.0, 0.6),
+    ("red", 12.0, 0.0, 0.8),
+)
+
+
+@dataclass(frozen=True)
+class SuggestParams:
+    """How :func:`suggest` makes its list; the defaults were chosen on BSDS500 ``val``."""
+
+    #: the palette: ``(name, hue, chroma, saturation)`` entries (:data:`SUGGESTION_PALETTE`)
+    colors: tuple = SUGGESTION_PALETTE
+    #: at most this many of the model's colours lead the list ...
+    model_colors: int = 3
+    #: ... each with at least this probability (the most probable code always leads):
+    #: the model's probabilities are flat (on BSDS500 ``val`` the most probable of 100
+    #: codes has a median 0.08), and colours it barely prefers are no better than the
+    #: palette's
+    min_probability: float = 0.05
+    #: a colour closer than this (CIELUV uv, as shown) to an earlier one is left out
+    min_distance: float = 5.0
+    #: the model's pull on the palette: each entry's *cell* is the model's codes nearer
+    #: to it than to any other entry (at the pixel's L, in the gamut), ``m`` their
+    #: probability; the entry moves from its default toward their probability-weighted
+    #: mean by ``m / (m + cell_mass)`` (half-way when its cell holds ``cell_mass``), so
+    #: an entry whose cell the model leaves empty stays where it is. None: the palette
+    #: as it is (the same at every pixel of one lightness)
+    cell_mass: float | None = 0.2
+
+
+#: Bisection steps of :func:`into_gamut` (the chroma to 2**-16 of its length).
+_GAMUT_STEPS = 16
+
+
+def _in_gamut(L: float, uv: np.ndarray) -> np.ndarray:
+    """Which chroma ``(n, 2)`` at lightness ``L`` are sRGB colours: those that come back
+    unchanged (within 0.01) from sRGB clipped to 0..1."""
+    luv = np.column_stack([np.full(len(uv), L), uv])
+    rgb, _ = luv_to_rgb(luv)
+    return np.all(np.abs(rgb_to_luv(rgb)[:, 1:] - uv) <= 0.01, axis=1)
+
+
+def into_gamut(lightness: float, uv) -> np.ndarray:
+    """Chroma ``(n, 2)`` shrunk toward gray just enough to be an sRGB colour at
+    ``lightness`` (0..100), each keeping its hue; float64.
+
+    The colours of one lightness in the gamut are a convex region around gray, so each
+    chroma's largest in-gamut fraction is found by bisection.
+
+    >>> into_gamut(50.0, [[10.0, 5.0], [300.0, 0.0]]).round(1).tolist()
+    [[10.0, 5.0], [137.6, 0.0]]
+    >>> into_gamut(100.0, [[30.0, 0.0]]).round(1).tolist()
+    [[0.0, 0.0]]
+    """
+    uv = np.asarray(uv, np.float64).reshape(-1, 2)
+    L = float(lightness)
+    inside = _in_gamut(L, uv)
+    if inside.all():
+        return uv.copy()
+    lo, hi = np.zeros(len(uv)), np.ones(len(uv))
+    for _ in range(_GAMUT_STEPS):
+        mid = 0.5 * (lo + hi)
+        ok = _in_gamut(L, uv * mid[:, None])
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    return np.where(inside[:, None], uv, uv * lo[:, None])
+
+
+def palette_uv(lightness: float, colors=SUGGESTION_PALETTE) -> np.ndarray:
+    """The chroma ``(n, 2)`` of a palette's entries (:data:`SUGGESTION_PALETTE`) at
+    ``lightness``, before the gamut (:func:`into_gamut`).
+
+    >>> palette_uv(50.0)[[0, 8]].round(1).tolist()
+    [[0.0, 0.0], [-17.2, -24.6]]
+    """
+    entries = np.array([e[1:] for e in colors], np.float64).reshape(-1, 3)
+    hue = np.radians(entries[:, 0])
+    chroma = entries[:, 1] + entries[:, 2] * float(lightness)
+    return chroma[:, None] * np.column_stack([np.cos(hue), np.sin(hue)])
+
+
+def _pulled(entries: np.ndarray, codes: np.ndarray, proba: np.ndarray, mass: float):
+    """Palette chroma ``entries`` ``(n, 2)`` each moved toward the probability-weighted
+    mean of the ``codes`` nearest to it, by ``m / (m + mass)`` (``m`` those codes'
+    probability). Both are in the gamut at one L, which is convex there, so the result
+    is too.
+
+    >>> codes = np.array([[10.0, 0.0], [20.0, 0.0], [0.0, 30.0]])
+    >>> _pulled(np.array([[0.0, 0.0], [0.0, 40.0]]), codes, np.array([0.3, 0.1, 0.0]), 0.2)
+    array([[ 8.33333333,  0.        ],
+           [ 0.        , 40.        ]])
+    """
+    if not len(entries):
+        return entries
+    cell = np.argmin(((codes[:, None] - entries[None]) ** 2).sum(axis=-1), axis=1)
+    m = np.bincount(cell, weights=proba, minlength=len(entries))
+    total = np.column_stack(
+        [np.bincount(cell, weights=proba * codes[:, i], minlength=len(entries)) for i in (0, 1)]
+    )
+    filled = m > 0
+    mean = np.where(filled[:, None], total / np.where(filled, m, 1.0)[:, None], entries)
+    return entries + (m / (m + mass))[:, None] * (mean - entries)
+
+
+def suggest(
+    proba: np.ndarray,
+    palette: np.ndarray,
+    k: int = 12,
+    *,
+    lightness: float = 50.0,
+    model_only: bool = False,
+    params: SuggestParams | None = None,
+) -> list[Suggestion]:
+    """The colours offered at one pixel, at most ``k``: a list of :class:`Suggestion`.
 
     ``proba`` is that pixel's code probabilities ``(n_classes,)``, ``palette`` the UV of
-    each column; colours are shown at ``lightness`` (the pixel's L, 0..100).
+    each column (the model's codes); every colour is shown at ``lightness`` (the pixel's
+    L, 0..100), its chroma shrunk into the sRGB gamut there (:func:`into_gamut`).
 
-    >>> suggest(np.array([0.1, 0.7, 0.2]), np.array([[0.0, 0.0], [80.0, 20.0], [-40, 30]]), 2)
-    [('#c15550', 0.7), ('#208755', 0.2)]
+    The list (``params``: :class:`SuggestParams`): the model's most probable colours
+    first, in probability order (at most ``model_colors``, each at least
+    ``min_probability`` likely; the most probable always), then the palette
+    (:data:`SUGGESTION_PALETTE`), which covers the gamut at that lightness, each entry
+    drawn toward the model's colours nearest to it (``cell_mass``), then the model's
+    further colours in probability order until there are ``k``. A colour within
+    ``min_distance`` of an earlier one is left out, so the list is shorter than ``k``
+    only where the gamut is that small (near black or white). With ``model_only`` it is
+    the model's ``k`` most probable colours, near duplicates included (the suggestions
+    before the palette, for comparison).
+
+    >>> codes = np.array([[0.0, 0.0], [40.0, 10.0], [-20, 15]])
+    >>> suggest(np.array([0.1, 0.7, 0.2]), codes, 2, lightness=50.0, model_only=True)
+    [Suggestion(color='#a26765', probability=0.7, source='model'), \
+Suggestion(color='#578067', probability=0.2, source='model')]
+    >>> [s.source for s in suggest(np.array([0.1, 0.7, 0.2]), codes, 5, lightness=50.0)]
+    ['model', 'model', 'model', 'palette', 'palette']
     """
+    prm = SuggestParams() if params is None else params
     proba = np.asarray(proba, np.float64).ravel()
     palette = np.asarray(palette, np.float64)
     if len(proba) != len(palette):
         raise SomcolorError(f"expected {len(palette)} probabilities, got {len(proba)}")
-    top = np.argsort(-proba, kind="stable")[: max(0, int(k))]
-    L = np.full((1, len(top)), float(lightness))
-    rgb, _ = compose(L, palette[top][None])
-    return [(rgb_hex(c), round(float(proba[j]), 6)) for c, j in zip(rgb[0], top, strict=True)]
+    k = max(0, int(k))
+    L = min(100.0, max(0.0, float(lightness)))
+    order = np.argsort(-proba, kind="stable")
+    if model_only:
+        chosen = [(j, "model") for j in order[:k]]
+        uv = into_gamut(L, palette[order[:k]])
+    else:
+        uv_codes = into_gamut(L, palette)
+        uv_palette = into_gamut(L, palette_uv(L, prm.colors))
+        if prm.cell_mass is not None:
+            uv_palette = _pulled(uv_palette, uv_codes, proba, prm.cell_mass)
+        lead = [j for j in order[: prm.model_colors] if proba[j] >= prm.min_probability]
+        lead = lead or list(order[:1])
+        candidates = [(j, "model", uv_codes[j]) for j in lead]
+        candidates += [(i, "palette", c) for i, c in enumerate(uv_palette)]
+        candidates += [(j, "model", uv_codes[j]) for j in order if j not in lead]
+        kept: list[np.ndarray] = []
+        chosen = []
+        for index, source, c in candidates:
+            if len(chosen) == k:
+                break
+            if all(math.hypot(*(c - d)) >= prm.min_distance for d in kept):
+                kept.append(c)
+                chosen.append((index, source))
+        uv = np.array(kept).reshape(-1, 2)
+    rgb, _ = compose(np.full((1, len(uv)), L), uv[None])
+    return [
+        Suggestion(rgb_hex(c), round(float(proba[j]), 6) if s == "model" else None, s)
+        for c, (j, s) in zip(rgb[0], chosen, strict=True)
+    ]
 
 
 # ---------------------------------------------------------------------------- one image's session
@@ -743,6 +987,20 @@ def shrink(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     if x.ndim == 2:
         return downsample(x, shape)
     return np.stack([downsample(x[..., c], shape) for c in range(x.shape[2])], axis=-1)
+
+
+def _merge_exemplars(exemplars) -> Exemplars | None:
+    """Several :class:`Exemplars` as one; None when there are none."""
+    exemplars = [e for e in exemplars if e is not None and len(e)]
+    if not exemplars:
+        return None
+    if len(exemplars) == 1:
+        return exemplars[0]
+    return Exemplars(
+        np.concatenate([e.root for e in exemplars]),
+        np.concatenate([e.L for e in exemplars]),
+        np.concatenate([e.uv for e in exemplars]),
+    )
 
 
 class HintSession:
@@ -812,23 +1070,49 @@ class HintSession:
             return out
         return out, ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
 
-    def uv(self, hints=None, scribbles=None) -> np.ndarray:
-        """The full-size chroma ``(H, W, 2)`` float32 with these hints (the automatic
-        chroma itself when there are none)."""
+    def exemplars(self, hints=None, scribbles=None) -> Exemplars:
+        """These hints' pixels as the model sees them here (:class:`Exemplars`), to carry
+        them to other images by appearance (a video's other frames)."""
         given = as_hints(hints, scribbles, self.shape)
-        if not len(given):
+        work = to_working(given, self.L_work.shape)
+        root = np.sqrt(np.maximum(self.proba[work.index], 0.0)).astype(np.float32)
+        return Exemplars(root, self.L_work.ravel()[work.index].astype(np.float64), work.uv)
+
+    def uv(self, hints=None, scribbles=None, *, exemplars=()) -> np.ndarray:
+        """The full-size chroma ``(H, W, 2)`` float32 with these hints (the automatic
+        chroma itself when there are none); ``exemplars``: :class:`Exemplars` of other
+        images (a video's key frames) that pull the pixels looking like them."""
+        given = as_hints(hints, scribbles, self.shape)
+        merged = _merge_exemplars(exemplars)
+        if not len(given) and merged is None:
             return self.uv_auto
-        guided = self.guide.solve(to_working(given, self.guide.shape))
-        return full_size(self.uv_auto, self.uv_work, guided)
+        guided = self.guide.solve(to_working(given, self.guide.shape), merged)
+        return full_size(
+            self.uv_auto, self.uv_work, guided, L=self.L, L_work=self.L_work, params=self.params
+        )
 
     def suggest(
-        self, x: float, y: float, k: int = 5, *, source: str = "point"
-    ) -> list[tuple[str, float]]:
-        """The model's ``k`` most probable colours at column ``x``, row ``y`` of the input
-        (:func:`suggest`), from the probabilities of the working pixel holding it, shown
-        at the input pixel's lightness (a point outside the image: an error naming
-        ``source``)."""
+        self,
+        x: float,
+        y: float,
+        k: int = 12,
+        *,
+        source: str = "point",
+        model_only: bool = False,
+        params: SuggestParams | None = None,
+    ) -> list[Suggestion]:
+        """The colours offered at column ``x``, row ``y`` of the input (:func:`suggest`:
+        the model's most probable first, then the palette), from the probabilities of
+        the working pixel holding it, shown at the input pixel's lightness (a point
+        outside the image: an error naming ``source``)."""
         at = parse_hints([(x, y, "#000000")], self.shape, source=source)
         index = int(to_working(at, self.L_work.shape).index[0])
         lightness = float(self.L[int(round(y)), int(round(x))])
-        return suggest(self.proba[index], self.palette, k, lightness=lightness)
+        return suggest(
+            self.proba[index],
+            self.palette,
+            k,
+            lightness=lightness,
+            model_only=model_only,
+            params=params,
+        )

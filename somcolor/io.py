@@ -113,6 +113,25 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def read_json(path, what: str, *, max_bytes: int | None = None):
+    """The JSON in the file ``path``; an unreadable, oversized or malformed file raises
+    one :class:`SomcolorError` line naming the file and ``what`` it should be (e.g.
+    ``"hints file"``).
+    """
+    import json
+
+    path = Path(path)
+    try:
+        if max_bytes is not None and (size := path.stat().st_size) > max_bytes:
+            raise SomcolorError(f"{path}: {size} bytes, a {what} may have {max_bytes}")
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SomcolorError(f"{path}: cannot read the {what} ({exc.strerror})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        msg = str(exc).splitlines()[0]
+        raise SomcolorError(f"{path}: not a JSON {what} ({msg})") from None
+
+
 def write_image(path, image: np.ndarray, *, overwrite: bool = False) -> Path:
     """Write an image atomically; the format follows the file ending.
 

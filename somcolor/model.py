@@ -200,9 +200,13 @@ class Model(Predictor):
         L = luminance(check_image(np.asarray(image))).astype(np.float32, copy=False)
         return guide.HintSession(self, L, params)
 
-    def suggest(self, image, x: float, y: float, k: int = 5) -> list[tuple[str, float]]:
-        """The model's ``k`` most probable colours at column ``x``, row ``y`` of the input:
-        ``[("#rrggbb", probability), ...]``, each shown at that pixel's lightness
-        (:meth:`somcolor.guide.HintSession.suggest`: the probabilities of the working
-        pixel holding ``(x, y)``)."""
-        return self.hint_session(image).suggest(x, y, k, source="--at")
+    def suggest(
+        self, image, x: float, y: float, k: int = 12, *, model_only: bool = False
+    ) -> list[guide.Suggestion]:
+        """The colours offered at column ``x``, row ``y`` of the input, at most ``k``:
+        ``[Suggestion("#rrggbb", probability, source), ...]``, the model's most probable
+        first (``source`` ``"model"``), then a palette that covers the gamut there
+        (``"palette"``, probability None), each shown at that pixel's lightness
+        (:meth:`somcolor.guide.HintSession.suggest`, :func:`somcolor.guide.suggest`;
+        ``model_only``: the model's ``k`` most probable alone)."""
+        return self.hint_session(image).suggest(x, y, k, source="--at", model_only=model_only)

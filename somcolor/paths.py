@@ -34,3 +34,11 @@ def model_path(model=None) -> Path:
     if str(model) in BUNDLED_MODELS and not Path(model).is_file():
         return BUNDLED_MODELS[str(model)]
     return Path(model)
+
+
+#: The bundled model the video commands use unless told otherwise: the default, which
+#: predicts at its working size and runs on a second thread while the other decodes and
+#: encodes: 16.5-17.7 frames/s at 640x480 on 2 cores of an AMD EPYC, as fast as ``fast``
+#: (16.1-16.3) in the same runs (``python -m experiments.bench_video --model default``,
+#: 2026-12-03).
+VIDEO_MODEL = "default"

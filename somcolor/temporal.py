@@ -80,7 +80,10 @@ def _cv2():
     try:
         import cv2
     except ImportError:
-        raise SomcolorError("optical flow needs OpenCV: pip install 'somcolor[video]'") from None
+        raise SomcolorError(
+            "optical flow needs OpenCV: .venv/bin/pip install -e '.[video]' in the somcolor "
+            "checkout, or pip install 'somcolor[video]'"
+        ) from None
     return cv2
 
 

@@ -29,8 +29,8 @@ message naming the file.
 :func:`evaluate_video` and :func:`compare_smoothing` measure flicker (see
 :mod:`somcolor.temporal` for the metrics).
 
-PyAV and OpenCV come with the ``video`` extra (``pip install 'somcolor[video]'``) and are
-imported when first needed, so ``import somcolor`` works without them.
+PyAV and OpenCV come with the ``video`` extra (:data:`INSTALL_HINT`) and are imported when
+first needed, so ``import somcolor`` works without them.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from ._threads import threads_for
 from .color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
 from .exceptions import SomcolorError
 from .io import atomic_write
+from .paths import VIDEO_MODEL  # noqa: F401 - the video commands' model, named here too
 from .temporal import (
     FlickerMeter,
     SceneCutDetector,
@@ -62,16 +63,15 @@ from .temporal import (
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'somcolor[video]'"
+#: How to install the ``video`` extra: in the checkout's venv (what ``make demo`` made; ``make
+#: install`` adds every extra), or for somcolor installed from a wheel.
+INSTALL_HINT = (
+    ".venv/bin/pip install -e '.[video]' in the somcolor checkout, or pip install 'somcolor[video]'"
+)
 #: Whether PyAV and OpenCV are installed (checked without importing them).
 HAS_VIDEO = all(importlib.util.find_spec(m) is not None for m in ("av", "cv2"))
 #: Frames decoded, then colorized, then encoded together.
 BATCH_FRAMES = 8
-#: The bundled model the video commands use unless told otherwise: the default, which
-#: predicts at its working size and runs on a second thread while this one decodes and
-#: encodes: 16.5-17.7 frames/s at 640x480 on 2 cores, as fast as ``fast`` (16.1-16.3) in
-#: the same runs (``python -m experiments.bench_video --model default``, 2026-12-03).
-VIDEO_MODEL = "default"
 
 #: Output file endings and the FFmpeg muxer each one gets.
 OUTPUT_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
@@ -300,10 +300,15 @@ def frame_luminance(rgb: np.ndarray) -> np.ndarray:
     return luminance(rgb).astype(np.float32, copy=False)
 
 
-def colorize_frame(model, rgb: np.ndarray, smoother: TemporalSmoother | None = None):
-    """One RGB frame -> ``(colorized RGB uint8, L, clipped pixels)``."""
+def colorize_frame(
+    model, rgb: np.ndarray, smoother: TemporalSmoother | None = None, plan=None, index: int = 0
+):
+    """One RGB frame -> ``(colorized RGB uint8, L, clipped pixels)``; with a key-frame
+    :class:`~somcolor.keyframes.Plan`, frame ``index`` takes the hints that reach it."""
     L = frame_luminance(rgb)
-    uv = model.predict_uv(L)
+    uv = None if plan is None else plan.uv(index, L)
+    if uv is None:
+        uv = model.predict_uv(L)
     if smoother is not None:
         uv = smoother(L, uv)
     out, clipped = compose(L, uv)
@@ -341,13 +346,30 @@ class _Transcoder:
     """One run of :func:`colorize_video`: decode -> colorize -> encode, plus the audio."""
 
     def __init__(
-        self, av, src, inp, video, audio, model, *, smoother, fmt, crf, preset, progress, bounds
+        self,
+        av,
+        src,
+        inp,
+        video,
+        audio,
+        model,
+        *,
+        smoother,
+        fmt,
+        crf,
+        preset,
+        progress,
+        bounds,
+        plan=None,
+        started=None,
     ):
         self.av, self.src, self.inp, self.video, self.audio = av, src, inp, video, audio
         self.model, self.smoother, self.fmt = model, smoother, fmt
+        self.plan = plan  #: hints on key frames (:mod:`somcolor.keyframes`), or None
+        self.colored = 0  #: frames colorized so far (the next frame's index)
         self.crf, self.preset, self.progress = crf, preset, progress
         self.bounds = bounds
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.rate = _frame_rate(video, src)
         self.total = _expected_frames(video, self.rate, inp)
         self.decoded = 0
@@ -473,8 +495,14 @@ class _Transcoder:
         The kernels run on this one thread: the other core decodes and encodes, and a
         parallel region would wait for it.
         """
+        out = []
         with threads_for(0):
-            return [colorize_frame(self.model, rgb, self.smoother)[::2] for rgb in frames]
+            for rgb in frames:
+                out.append(
+                    colorize_frame(self.model, rgb, self.smoother, self.plan, self.colored)[::2]
+                )
+                self.colored += 1
+        return out
 
     def _submit(self, pool, batch: list):
         """Start colorizing ``batch`` (decoded frames) on ``pool``: ``(batch, future)``."""
@@ -629,6 +657,7 @@ def colorize_video(
     max_output_bytes: int | None = None,
     cancel=None,
     progress: Callable[[int, int | None], None] | None = None,
+    hints=None,
 ) -> VideoReport:
     """Colorize every frame of the video ``src`` into ``dst`` (H.264 in MP4 by default).
 
@@ -662,6 +691,10 @@ def colorize_video(
     progress : callable, optional
         Called as ``progress(frames_done, frames_total)`` after each batch;
         ``frames_total`` is None when the container does not tell.
+    hints : str, Path, dict or list, optional
+        Colour hints on key frames, carried through each shot (:mod:`somcolor.keyframes`):
+        a keys file, its JSON structure (``{"keyframes": [...]}``) or the list. The video
+        is then decoded twice: once to find the cuts and track the hinted points.
 
     Returns
     -------
@@ -673,6 +706,7 @@ def colorize_video(
         For bad input, bad options or an output that exists; no output file is left.
     """
     t0 = time.perf_counter()
+    started = time.monotonic()
     src, dst = Path(src), Path(dst)
     smoothing = _check_options(smoothing, crf, preset, max_pixels)
     bounds = _Bounds(max_pixels, max_frames, max_duration, max_seconds, max_output_bytes, cancel)
@@ -680,6 +714,9 @@ def colorize_video(
     av = _import_av()
     _check_output(src, dst, overwrite)
     smoother = TemporalSmoother(smoothing, flow=flow)
+    plan = None
+    if hints is not None:
+        plan = _key_frame_plan(av, src, model, hints, bounds, started)
     with _open_input(av, src) as inp:
         video = _video_stream(inp, src)
         width, height = _frame_size(video, src, max_pixels)
@@ -698,11 +735,52 @@ def colorize_video(
             preset=preset,
             progress=progress,
             bounds=bounds,
+            plan=plan,
+            started=started,
         )
         _write(dst, job, overwrite)
     report = _report(job, width, height, t0)
     log.info("%s -> %s: %s", src, dst, report)
     return report
+
+
+def _key_frame_plan(av, src: Path, model, hints, bounds: _Bounds, started: float):
+    """Pass 1 for hints on key frames: read the keys, decode the video once (within the
+    same bounds as the colorizing pass) and make the :class:`~somcolor.keyframes.Plan`."""
+    from . import keyframes
+
+    try:
+        keys = keyframes.as_keyframes(hints)
+    except SomcolorError as exc:
+        raise VideoError(str(exc)) from None
+    with _open_input(av, src) as inp:
+        video = _video_stream(inp, src)
+        _frame_size(video, src, bounds.max_pixels)
+        _check_length(video, inp, src, bounds)
+        checker = _Transcoder(
+            av, src, inp, video, None, model, smoother=None, fmt=None, crf=None, preset=None,
+            progress=None, bounds=bounds, started=started,
+        )  # fmt: skip
+        rate = float(checker.rate)
+        video.codec_context.thread_type = "AUTO"
+
+        def frames():
+            first = None
+            try:
+                for index, frame in enumerate(inp.decode(video)):
+                    checker._check_frame(frame)
+                    t = frame.time if frame.time is not None else index / rate
+                    first = t if first is None else first
+                    yield index, t - first, frame_luminance(frame.to_ndarray(format="rgb24"))
+            except av.FFmpegError as exc:
+                raise VideoError(f"{src}: truncated or corrupt video ({_one_line(exc)})") from None
+
+        try:
+            return keyframes.plan(model, keys, frames(), rate, source=str(src))
+        except VideoError:
+            raise
+        except SomcolorError as exc:
+            raise VideoError(str(exc)) from None
 
 
 def _check_output(src: Path, dst: Path, overwrite: bool) -> None:

@@ -22,7 +22,7 @@ from conftest import Result
 from PIL import Image
 
 from somcolor import __version__, modelfile
-from somcolor.cli import EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE
+from somcolor.cli import EXIT_BROKEN_PIPE, EXIT_FAILURES, EXIT_INTERRUPTED, EXIT_USAGE
 from somcolor.paths import DEFAULT_MODEL
 from somcolor.pipeline import Colorizer
 
@@ -739,6 +739,25 @@ def test_command_exits_two_on_a_bad_option_without_a_traceback(photo_dir, tmp_pa
     assert not (tmp_path / "m.npz").exists()
 
 
+@pytest.mark.parametrize("unbuffered", ["1", ""], ids=["unbuffered", "buffered"])
+def test_closed_pipe_ends_the_command_quietly(tmp_path, monkeypatch, unbuffered):
+    # `somcolor info | head -1`, with the reader gone before the first line: unbuffered, the
+    # first print fails; buffered, the flush at the end does.
+    monkeypatch.setenv("PYTHONUNBUFFERED", unbuffered)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "somcolor", "info"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    p.stdout.close()
+    _, err = p.communicate(timeout=120)
+
+    assert p.returncode == EXIT_BROKEN_PIPE, err
+    assert err == ""
+
+
 def test_bundled_models_are_chosen_by_name(cli, tmp_path):
     from somcolor.paths import FAST_MODEL
 
@@ -1030,23 +1049,35 @@ def test_colorize_with_hints_takes_one_input(cli, make_image, tiny_model_path, t
     assert not (tmp_path / "o").exists()
 
 
-def test_suggest_prints_the_models_top_colours(cli, make_image, tiny_model_path):
+def test_suggest_prints_the_models_colours_then_the_palette(cli, make_image, tiny_model_path):
     from somcolor.io import read_image
     from somcolor.model import Model
 
     src = make_image("scan.png", "gray", shape=(48, 64))
-    r = cli("suggest", src, "--at", "10,20", "--top", "3", "--model", tiny_model_path)
+    r = cli("suggest", src, "--at", "10,20", "--model", tiny_model_path)
     assert r.code == 0, r.err
     lines = r.out.splitlines()
-    assert len(lines) == 3
-    expected = Model.from_file(tiny_model_path).suggest(read_image(src), 10, 20, 3)
-    for line, (color, p) in zip(lines, expected, strict=True):
-        assert line.split() == [color, f"{100 * p:.1f}%"]
+    expected = Model.from_file(tiny_model_path).suggest(read_image(src), 10, 20)
+    assert len(lines) == len(expected) == 12  # the default --top
+    for line, (color, p, source) in zip(lines, expected, strict=True):
+        if p is None:
+            assert line.split() == [color, source] == [color, "palette"]
+        else:
+            assert line.split() == [color, source, f"{100 * p:.1f}%"]
+    assert lines[0].split()[1] == "model" and "palette" in r.out
     r = cli("suggest", src, "--at", "10,20", "--top", "3", "--model", tiny_model_path, "--json")
     assert r.code == 0, r.err
     data = json.loads(r.out)
-    assert [(c["color"], c["p"]) for c in data["colors"]] == expected
-    assert abs(sum(c["p"] for c in data["colors"])) <= 1 + 1e-6
+    got = [(c["color"], c["p"], c["source"]) for c in data["colors"]]
+    assert got == expected[:3]
+    r = cli("suggest", src, "--at", "10,20", "--top", "3", "--model-only", "--json",
+            "--model", tiny_model_path)  # fmt: skip
+    assert r.code == 0, r.err
+    only = Model.from_file(tiny_model_path).suggest(read_image(src), 10, 20, 3, model_only=True)
+    data = json.loads(r.out)
+    assert [(c["color"], c["p"], c["source"]) for c in data["colors"]] == only
+    assert [c["source"] for c in data["colors"]] == ["model"] * 3
+    assert sum(c["p"] for c in data["colors"]) <= 1 + 1e-6
 
 
 def test_suggest_outside_the_image_is_a_usage_error(cli, make_image, tiny_model_path):

@@ -66,6 +66,27 @@ def test_a_hint_does_not_cross_a_strong_luminance_edge():
     assert np.abs(out[:, :16] - _uv("#c83232")).max() < 2.0  # and spreads on its side
 
 
+def test_the_change_is_brought_to_full_size_along_the_full_size_edges():
+    # A change that stops at an edge of the working image: bilinear upsampling smears it
+    # over the edge of the full-size L; the guided upsampling keeps it on its side.
+    L_work = _edge_image(12, 16)
+    L = _edge_image(48, 64)
+    change = np.zeros((12, 16, 2), np.float32)
+    change[:, :8] = (40.0, -20.0)
+    zero = np.zeros((48, 64, 2), np.float32)
+    args = (zero, np.zeros_like(change), change)
+    smeared = guide.full_size(*args)
+    guided = guide.full_size(*args, L=L, L_work=L_work)
+    # On either side of the edge (column 32) the smear blends; the guided change holds.
+    assert np.abs(guided[:, 32:34]).max() < np.abs(smeared[:, 32:34]).max() / 3
+    assert np.abs(guided[:, 30:32, 0]).min() > 35.0 > 30.0 > np.abs(smeared[:, 31, 0]).max()
+    np.testing.assert_allclose(guided[:, :26], np.broadcast_to(change[0, 0], (48, 26, 2)), atol=1.5)
+    bilinear = guide.full_size(
+        *args, L=L, L_work=L_work, params=guide.GuideParams(upsample_radius=0)
+    )
+    np.testing.assert_array_equal(bilinear, smeared)
+
+
 def test_a_single_hint_on_a_flat_image_colours_it():
     g = _problem(np.full((16, 20), 55.0), uv=(0.0, 0.0))
     out = g.solve(_hint((16, 20), 4, 7, "#3c78c8"))
@@ -173,8 +194,8 @@ def test_python_hints_take_tuples_dicts_hex_and_rgb():
 # ---------------------------------------------------------------------------- suggestions
 def test_suggest_gives_the_most_probable_colours_first():
     out = guide.suggest(np.array([0.1, 0.2, 0.6, 0.1]), PALETTE, 3, lightness=60.0)
-    assert [p for _, p in out] == [0.6, 0.2, 0.1]
-    assert all(len(c) == 7 and c[0] == "#" for c, _ in out)
+    assert [s.probability for s in out] == [0.6, 0.2, 0.1]
+    assert all(len(s.color) == 7 and s.color[0] == "#" for s in out)
     assert out[0][0] == guide.suggest(np.array([0, 0, 1.0, 0]), PALETTE, 1, lightness=60.0)[0][0]
     with pytest.raises(SomcolorError, match="expected 4 probabilities"):
         guide.suggest(np.ones(3), PALETTE)
@@ -267,3 +288,141 @@ def test_simulated_hints_are_seeded_nested_and_the_patch_mean():
     for x, y, color in ten:
         patch = rgb[max(0, y - 1) : y + 2, max(0, x - 1) : x + 2].reshape(-1, 3)
         assert color == guide.rgb_hex(np.rint(patch.mean(axis=0)))
+
+
+# ---------------------------------------------------------------------------- the suggestion list
+#: Ten codes of a model that knows only browns: the hue of #653d20 at chroma 10..30 uv.
+BROWNS = np.array([[c * np.cos(0.63), c * np.sin(0.63)] for c in np.linspace(10, 30, 10)])
+
+
+def _luv(hex_color: str) -> np.ndarray:
+    return rgb_to_luv(np.array(guide._hex_rgb(hex_color), np.float64)[None] / 255.0)[0]
+
+
+def _hue(uv) -> float:
+    return float(np.degrees(np.arctan2(uv[1], uv[0])) % 360)
+
+
+def test_suggestions_start_with_the_models_colours_in_probability_order():
+    proba = np.array([0.05, 0.3, 0.02, 0.4, 0.04, 0.19])
+    codes = np.array([[0, 0], [60, 10], [-30, 30], [20, -50], [5, 5], [-40, -20]], float)
+    out = guide.suggest(proba, codes, 12, lightness=55.0)
+    sources = [s.source for s in out]
+    n_model = sources.index("palette")
+    # the three most probable (each at least min_probability), most probable first
+    assert n_model == guide.SuggestParams().model_colors == 3
+    assert [s.probability for s in out[:n_model]] == [0.4, 0.3, 0.19]
+    assert all(s.probability is None for s in out if s.source == "palette")
+    assert set(sources) == {"model", "palette"} and len(out) == 12
+    assert out[:3] == guide.suggest(proba, codes, 3, lightness=55.0, model_only=True)
+
+
+def test_only_a_likely_model_colour_leads_and_the_most_probable_always_does():
+    flat = np.full(len(BROWNS), 1.0 / len(BROWNS))  # 0.1 each
+    flat[3] += 0.01
+    out = guide.suggest(flat / flat.sum(), BROWNS, 12, lightness=50.0)
+    assert [s.source for s in out[:2]] == ["model", "model"]  # 0.1 >= 0.05: likely enough
+    tiny = np.full(len(BROWNS), 0.01)
+    tiny[7] = 0.02  # none has real probability: only the most probable leads
+    out = guide.suggest(tiny, BROWNS, 12, lightness=50.0)
+    assert [s.source for s in out[:2]] == ["model", "palette"]
+    assert out[0].probability == 0.02
+
+
+def test_suggestions_have_no_near_duplicates():
+    proba = np.linspace(1.0, 2.0, len(BROWNS))
+    for lightness in (20.0, 50.0, 80.0):
+        out = guide.suggest(proba / proba.sum(), BROWNS, 12, lightness=lightness)
+        uv = np.array([_luv(s.color)[1:] for s in out])
+        gaps = np.hypot(*(uv[:, None] - uv[None]).transpose(2, 0, 1))
+        gaps[np.diag_indices(len(uv))] = np.inf
+        # uint8 rounding moves a colour by at most about one uv unit
+        assert gaps.min() > guide.SuggestParams().min_distance - 1.5, lightness
+        assert len({s.color for s in out}) == len(out)
+
+
+def test_a_model_that_says_only_brown_still_offers_blue_green_red_and_gray():
+    proba = np.linspace(2.0, 1.0, len(BROWNS))
+    for lightness in (40.0, 55.0, 70.0):
+        out = guide.suggest(proba / proba.sum(), BROWNS, 12, lightness=lightness)
+        assert len(out) == 12
+        uv = [_luv(s.color)[1:] for s in out]
+        strong = [_hue(c) for c in uv if np.hypot(*c) > 15]
+        assert any(200 <= h <= 270 for h in strong), lightness  # a (sky) blue
+        assert any(100 <= h <= 160 for h in strong), lightness  # a (foliage) green
+        assert any(h <= 25 or h >= 340 for h in strong), lightness  # a red
+        assert min(np.hypot(*c) for c in uv) < 1.0  # a gray
+    # today's list, the model's alone, has nothing but browns
+    only = guide.suggest(proba / proba.sum(), BROWNS, 12, lightness=55.0, model_only=True)
+    assert all(25 <= _hue(_luv(s.color)[1:]) <= 50 for s in only)
+
+
+def _gap(colors, codes) -> float:
+    """The mean uv distance from ``colors`` (``"#rrggbb"``) to the nearest of ``codes``."""
+    uv = np.array([_luv(c)[1:] for c in colors])
+    return float(np.hypot(*(uv[:, None] - codes[None]).transpose(2, 0, 1)).min(axis=1).mean())
+
+
+def test_the_palette_is_drawn_toward_the_models_colours_near_it():
+    proba = np.linspace(2.0, 1.0, len(BROWNS))
+    proba /= proba.sum()
+    fixed = guide.SuggestParams(cell_mass=None)
+    for lightness in (40.0, 55.0, 70.0):
+        pulled = guide.suggest(proba, BROWNS, 12, lightness=lightness)
+        plain = guide.suggest(proba, BROWNS, 12, lightness=lightness, params=fixed)
+        assert pulled != plain
+        a = {s.color for s in pulled if s.source == "palette"}
+        b = {s.color for s in plain if s.source == "palette"}
+        # entries whose cells the model leaves empty (greens, blues) stay where they were
+        empty = {c for c in b if 100 <= _hue(_luv(c)[1:]) <= 300}
+        assert empty and empty <= a
+        # the moved ones come nearer the browns the model gives
+        browns = guide.into_gamut(lightness, BROWNS)
+        assert _gap(a - b, browns) < _gap(b - a, browns)
+
+
+@pytest.mark.parametrize("lightness", [5.0, 20.0, 35.0, 50.0, 65.0, 80.0, 95.0])
+def test_suggestions_are_shown_at_the_pixels_lightness(lightness):
+    proba = np.linspace(1.0, 2.0, len(BROWNS))
+    out = guide.suggest(proba / proba.sum(), BROWNS, 12, lightness=lightness)
+    L = np.array([_luv(s.color)[0] for s in out])
+    # every colour is brought into the gamut at this L, so it keeps L up to uint8 rounding
+    np.testing.assert_allclose(L, lightness, atol=0.6)
+
+
+def test_palette_colours_keep_their_hue_when_brought_into_the_gamut():
+    for lightness in (15.0, 50.0, 90.0):
+        want = guide.palette_uv(lightness)
+        got = guide.into_gamut(lightness, want)
+        chroma_want, chroma_got = np.hypot(*want.T), np.hypot(*got.T)
+        assert np.all(chroma_got <= chroma_want + 1e-9)
+        strong = chroma_got > 1.0
+        cosine = np.sum(want * got, axis=1)[strong] / (chroma_want * chroma_got)[strong]
+        np.testing.assert_allclose(cosine, 1.0, atol=1e-9)
+    # out of the gamut at L 50: shrunk to its edge, just inside
+    edge = guide.into_gamut(50.0, [[300.0, 0.0]])[0]
+    assert 100 < edge[0] < 300 and edge[1] == 0.0
+    assert guide._in_gamut(50.0, edge[None])[0]
+    assert not guide._in_gamut(50.0, 1.01 * edge[None])[0]
+
+
+def test_near_black_and_white_the_list_is_short_rather_than_repeated():
+    proba = np.linspace(1.0, 2.0, len(BROWNS))
+    for lightness, color in ((0.0, "#000000"), (100.0, "#ffffff")):
+        out = guide.suggest(proba / proba.sum(), BROWNS, 12, lightness=lightness)
+        assert [(s.color, s.source) for s in out] == [(color, "model")]
+    assert guide.suggest(proba / proba.sum(), BROWNS, 0) == []
+
+
+def test_suggest_params_set_the_palette_the_model_colours_and_the_spacing():
+    proba = np.linspace(2.0, 1.0, len(BROWNS))
+    proba /= proba.sum()
+    bare = guide.suggest(proba, BROWNS, 12, params=guide.SuggestParams(colors=()))
+    assert {s.source for s in bare} == {"model"}  # no palette: the model's, spaced apart
+    uv = np.array([_luv(s.color)[1:] for s in bare])
+    assert len(bare) < len(BROWNS) and np.hypot(*np.diff(uv, axis=0).T).min() > 3.5
+    one = guide.suggest(proba, BROWNS, 12, params=guide.SuggestParams(model_colors=1))
+    assert [s.source for s in one[:2]] == ["model", "palette"]
+    assert guide.suggest(proba, BROWNS, 12, params=guide.SuggestParams()) == guide.suggest(
+        proba, BROWNS, 12
+    )

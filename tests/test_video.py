@@ -593,7 +593,7 @@ def test_import_somcolor_video_does_not_import_av_or_cv2():
 
 def test_missing_extra_gives_the_install_hint(clip, model, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "av", None)  # `import av` now raises ImportError
-    with pytest.raises(VideoError, match=r"pip install 'somcolor\[video\]'"):
+    with pytest.raises(VideoError, match=r"\.venv/bin/pip install -e '\.\[video\]' in the"):
         colorize_video(clip, tmp_path / "out.mp4", model)
     with pytest.raises(VideoError, match=r"somcolor\[video\]"):
         is_video(clip)  # it looks like a video: say what is missing

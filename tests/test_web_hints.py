@@ -147,18 +147,26 @@ def test_full_size_colorize_with_hints_is_the_clis_result(client, tmp_path):
     assert reddish(web[LEFT[1], LEFT[0]]) and not reddish(web[RIGHT[1], RIGHT[0]])
 
 
-def test_suggestions_are_the_models(client, session):
+def test_suggestions_are_the_models_then_the_palette(client, session):
     import somcolor
 
-    r = client.post("/api/suggest", json={"session": session["id"], "x": 30, "y": 50, "k": 4})
+    r = client.post("/api/suggest", json={"session": session["id"], "x": 30, "y": 50})
     assert r.status_code == 200, r.text
     body = r.json()
-    colors = [(c["color"], c["probability"]) for c in body["colors"]]
-    assert len(colors) == 4
-    probabilities = [p for _, p in colors]
+    colors = [(c["color"], c["probability"], c["source"]) for c in body["colors"]]
+    assert len(colors) == 12  # the default k, the most there is
+    sources = [s for _, _, s in colors]
+    n_model = sources.index("palette")
+    assert n_model >= 1 and set(sources[n_model:]) <= {"model", "palette"}
+    probabilities = [p for _, p, _ in colors[:n_model]]
     assert probabilities == sorted(probabilities, reverse=True)
-    expected = somcolor.load().predictor().suggest(two_regions(), 30, 50, 4)
-    assert colors == [(c, pytest.approx(p)) for c, p in expected]
+    assert all(p is None for _, p, s in colors if s == "palette")
+    expected = somcolor.load().predictor().suggest(two_regions(), 30, 50, 12)
+    assert colors == [(c, p if p is None else pytest.approx(p), s) for c, p, s in expected]
+    r = client.post("/api/suggest", json={"session": session["id"], "x": 30, "y": 50, "k": 4})
+    assert [(c["color"], c["source"]) for c in r.json()["colors"]] == [
+        (c, s) for c, _, s in expected[:4]
+    ]
 
 
 def test_sessions_are_bounded_least_recently_used_first(tmp_path):
@@ -281,6 +289,7 @@ def test_malformed_requests_to_a_session_are_refused(client, session):
         ({"x": 1, "y": 1}, "session"),
         ({"session": "s", "x": "1", "y": 1}, "x: got '1', expected a number"),
         ({"session": "s", "x": 1, "y": 1, "k": 0}, "k: got 0"),
+        ({"session": "s", "x": 1, "y": 1, "k": 13}, "k: got 13, expected a whole number 1..12"),
         ({"session": "s", "x": 1, "y": 1, "z": 0}, "unknown keys ['z']"),
     ],
 )
@@ -393,6 +402,11 @@ def test_openapi_documents_the_hint_api(client):
     assert body["content"]["application/json"]["schema"]["required"] == ["points"]
     assert "reference" in paths["/api/jobs"]["post"]["requestBody"]["content"][
         "multipart/form-data"]["schema"]["properties"]  # fmt: skip
+    suggest = paths["/api/suggest"]["post"]["requestBody"]["content"]["application/json"]
+    assert suggest["schema"]["properties"]["k"]["default"] == 12
+    color = schema["components"]["schemas"]["SuggestedColor"]["properties"]
+    assert color["source"]["enum"] == ["model", "palette"]
+    assert {"type": "null"} in color["probability"]["anyOf"]  # null for a palette colour
 
 
 def test_config_reports_the_hint_limits(client):

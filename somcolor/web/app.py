@@ -81,7 +81,8 @@ try:
     from starlette.requests import ClientDisconnect
 except ImportError as exc:  # pragma: no cover - depends on the installed extras
     raise ImportError(
-        f"somcolor's web page needs the web extra ({exc}): pip install 'somcolor[web]'",
+        f"somcolor's web page needs the web extra ({exc}): .venv/bin/pip install -e '.[web]'"
+        " in the somcolor checkout, or pip install 'somcolor[web]'",
         name=exc.name,
     ) from exc
 

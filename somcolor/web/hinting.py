@@ -146,13 +146,23 @@ class PreviewSession:
         t0 = time.perf_counter()
         hints = guide.as_hints(points, None, self.shape)
         guided = self.guide.solve(guide.to_working(hints, self.guide.shape))
-        uv = guide.full_size(self.uv_auto, self.uv_work, guided)
+        uv = guide.full_size(
+            self.uv_auto,
+            self.uv_work,
+            guided,
+            L=self.L,
+            L_work=self.guide.L,
+            params=self.guide.params,
+        )
         rgb, clipped = compose(self.L, uv)
         return _jpeg(rgb), time.perf_counter() - t0, int(clipped)
 
-    def suggest(self, x: float, y: float, k: int) -> list[tuple[str, float]]:
-        """The model's ``k`` most probable colours at column ``x``, row ``y`` of the
-        original, shown at the preview's lightness there (as
+    def suggest(
+        self, x: float, y: float, k: int, *, model_only: bool = False
+    ) -> list[guide.Suggestion]:
+        """The colours offered at column ``x``, row ``y`` of the original
+        (:func:`~somcolor.guide.suggest`: the model's most probable first, then the
+        palette), shown at the preview's lightness there (as
         :meth:`~somcolor.guide.HintSession.suggest`)."""
         at = guide.parse_hints([(x, y, "#000000")], self.shape, source="point")
         index = int(guide.to_working(at, self.guide.shape).index[0])
@@ -160,7 +170,9 @@ class PreviewSession:
         row = min(h - 1, int((y + 0.5) * h / H))
         col = min(w - 1, int((x + 0.5) * w / W))
         lightness = float(self.L[row, col])
-        return guide.suggest(self.proba[index], self.palette, k, lightness=lightness)
+        return guide.suggest(
+            self.proba[index], self.palette, k, lightness=lightness, model_only=model_only
+        )
 
 
 def _jpeg(rgb: np.ndarray) -> bytes:

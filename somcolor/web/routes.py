@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
+from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -29,8 +31,10 @@ from .uploads import UploadError
 from .workers import Stopped
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-#: Most colours ``POST /api/suggest`` gives.
+#: Most colours ``POST /api/suggest`` gives, and how many it gives by default: the page
+#: shows 12 (the model's most probable, then the palette; docs/web.md).
 MAX_SUGGESTIONS = 12
+DEFAULT_SUGGESTIONS = 12
 
 
 # ---------------------------------------------------------------------------- schema
@@ -67,15 +71,22 @@ class HintSessionInfo(BaseModel):
     max_hints: int
     expires_after_s: float  #: the session is closed after this many seconds unused
     reference: str | None  #: the reference photo's name, when its colours came from one
+    seconds: float  #: the server's time to open it (reading, checking, predicting)
 
 
 class SuggestedColor(BaseModel):
+    """One colour offered at a point."""
+
     color: str  #: "#rrggbb", at the pixel's lightness
-    probability: float
+    #: the model's probability of this colour's code; null for a palette colour
+    probability: float | None
+    source: Literal["model", "palette"]  #: the model's colours first, then the palette
 
 
 class Suggestions(BaseModel):
-    """The model's most probable colours at a point, most probable first."""
+    """The colours offered at a point: the model's most probable first (``source``
+    ``"model"``, in probability order), then a palette that covers the gamut at the
+    point's lightness (``"palette"``), without near duplicates; at most ``k``."""
 
     x: float
     y: float
@@ -258,6 +269,7 @@ async def open_session(request: Request):
     server = _server(request)
     upload = await server.receive(request, ("model", "decoder"), ("reference",))
     reference = upload.files.get("reference")
+    t0 = time.perf_counter()
     try:
         with server.photo_slot():
             choice = server.model_choice(upload.fields)
@@ -278,6 +290,7 @@ async def open_session(request: Request):
         "max_hints": lim.max_hints,
         "expires_after_s": lim.hint_session_ttl_s,
         "reference": session.reference,
+        "seconds": round(time.perf_counter() - t0, 3),
     }
     return JSONResponse(body, status_code=201, headers={"location": f"/api/sessions/{session.id}"})
 
@@ -337,7 +350,12 @@ SUGGEST_SCHEMA = {
         "session": {"type": "string", "description": "an id from POST /api/sessions"},
         "x": {"type": "number", "description": "column, pixels of the photo"},
         "y": {"type": "number", "description": "row, pixels of the photo"},
-        "k": {"type": "integer", "minimum": 1, "maximum": MAX_SUGGESTIONS, "default": 6},
+        "k": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_SUGGESTIONS,
+            "default": DEFAULT_SUGGESTIONS,
+        },
     },
     "additionalProperties": False,
 }
@@ -345,14 +363,16 @@ SUGGEST_SCHEMA = {
 
 @hint_router.post(
     "/api/suggest",
-    summary="The model's most probable colours at a point",
+    summary="The colours to pick from at a point",
     response_model=Suggestions,
     responses=_errors(400, 403, 404, 408, 410, 413, 415, 422, 429, 503),
     openapi_extra=_json_body(SUGGEST_SCHEMA, "the session and the point"),
 )
 async def suggest(request: Request):
-    """The ``k`` colours the model finds most probable at column ``x``, row ``y`` of the
-    session's photo, each shown at that point's lightness: the palette to pick from."""
+    """At most ``k`` colours to pick from at column ``x``, row ``y`` of the session's
+    photo, each shown at that point's lightness: the model's most probable first, then a
+    palette that covers the gamut there (:func:`somcolor.guide.suggest`); a palette
+    colour's ``probability`` is null."""
     server = _server(request)
     session_id, x, y, k = _suggest_request(await server.receive_json(request, 1024))
     with server.photo_slot():
@@ -362,7 +382,11 @@ async def suggest(request: Request):
             )
         except Stopped:
             raise ClientDisconnect() from None
-    return {"x": x, "y": y, "colors": [{"color": c, "probability": p} for c, p in colors]}
+    return {
+        "x": x,
+        "y": y,
+        "colors": [{"color": c, "probability": p, "source": s} for c, p, s in colors],
+    }
 
 
 def _suggest_request(text: str) -> tuple[str, float, float, int]:
@@ -380,7 +404,8 @@ def _suggest_request(text: str) -> tuple[str, float, float, int]:
     unknown = sorted(set(data) - {"session", "x", "y", "k"})
     if unknown:
         raise bad(f"unknown keys {unknown[:5]}, expected session, x, y and k")
-    session, x, y, k = data.get("session"), data.get("x"), data.get("y"), data.get("k", 6)
+    session, x, y = data.get("session"), data.get("x"), data.get("y")
+    k = data.get("k", DEFAULT_SUGGESTIONS)
     if not isinstance(session, str) or not session:
         raise bad(f"session: got {session!r:.40}, expected a session id")
     for name, value in (("x", x), ("y", y)):

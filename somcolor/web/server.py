@@ -114,7 +114,8 @@ def _import_video():
     except ImportError as exc:
         missing = exc.name or "somcolor.video"
         return None, f"video support is not installed (no module {missing!r}): " + (
-            "pip install 'somcolor[video]'"
+            ".venv/bin/pip install -e '.[video]' in the somcolor checkout, "
+            "or pip install 'somcolor[video]'"
         )
     return video, None
 

@@ -87,7 +87,8 @@ def _answer(state: dict, task: tuple) -> tuple:
     * ``("open", session_id, path, model, decoder, max_pixels, side, reference)`` ->
       ``("ok", (height, width), (preview height, preview width), nbytes)``;
     * ``("render", session_id, points)`` -> ``("ok", jpeg, seconds, clipped)``;
-    * ``("suggest", session_id, x, y, k)`` -> ``("ok", [(hex, probability), ...])``;
+    * ``("suggest", session_id, x, y, k)`` -> ``("ok", [(hex, probability, source), ...])``
+      (:class:`~somcolor.guide.Suggestion`; probability None for a palette colour);
     * ``("drop", session_id)`` -> ``("ok",)``.
     """
     from ..exceptions import SomcolorError

@@ -14,12 +14,13 @@ let lastVideo = null; // the video shown: run again when the reference changes
 let lastJob = null; // our last video job: deleted before the next one starts
 let run = 0; // each new file bumps it; older runs stop updating the page
 let reference = null; // the reference photo (a File), or null
+let startedAt = 0; // performance.now() when the user chose the file the page is working on
 
 // Hints, in the photo's own pixels: [{x, y, color}], the CLI's format.
 const hints = {
   session: null, // the session's info from POST /api/sessions
   points: [],
-  history: [], // earlier versions of points, for undo
+  history: [], // earlier states {points, reference}, for undo
   selected: -1, // index of the hint the picker edits; -1: a new point (pending)
   pending: null, // {x, y} of a tapped point waiting for its colour
   busy: 0, // the run whose update is on its way (0: none)
@@ -28,6 +29,7 @@ const hints = {
   previewUrl: null,
 };
 window.somcolorTimings = []; // ms from a change to its preview on screen
+const SUGGESTIONS = 12; // colours the picker asks for (then the user's own)
 
 function humanBytes(n) {
   for (const [unit, size] of [["GiB", 2 ** 30], ["MiB", 2 ** 20], ["KiB", 2 ** 10]]) {
@@ -48,27 +50,49 @@ function objectUrl(blob) {
   return url;
 }
 
-function setStatus(text) {
+function setStatus(text, state = "busy") {
+  // state: "busy" (the user waits), "ready" (the result is shown) or "idle".
   $("status").textContent = text;
+  $("status").dataset.state = text ? state : "idle";
 }
 
 function showError(text) {
   $("error").textContent = text;
   $("error").hidden = false;
   setStatus("");
+  inView($("error"));
 }
 
-function reset() {
+function seconds(ms) {
+  return `${(ms / 1000).toFixed(1)} s`;
+}
+
+function inView(element) {
+  // Unless most of it is in view already: scroll so that the element starts just below
+  // the status bar (which stays at the top of the window).
+  const rect = element.getBoundingClientRect();
+  const top = $("status").offsetHeight;
+  const visible = Math.min(rect.bottom, window.innerHeight) - Math.max(rect.top, top);
+  if (visible >= 0.6 * Math.min(rect.height, window.innerHeight - top)) return;
+  const reduce = window.matchMedia("(prefers-reduced-motion: reduce)").matches;
+  window.scrollBy({ top: rect.top - top - 8, behavior: reduce ? "auto" : "smooth" });
+}
+
+function reset(keepPhoto = false) {
+  // keepPhoto: the same photo is opened again (another reference or setting), so its
+  // last result stays on screen until the new one replaces it.
   run += 1;
   $("error").hidden = true;
-  $("photo-result").hidden = true;
   $("video-result").hidden = true;
   $("video-download").hidden = true;
-  for (const id of ["before", "after"]) $(id).removeAttribute("src");
   for (const id of ["video-before", "video-after"]) $(id).removeAttribute("src");
-  objectUrls.forEach((url) => URL.revokeObjectURL(url));
-  objectUrls = [];
-  hints.previewUrl = null;
+  if (!keepPhoto) {
+    $("photo-result").hidden = true;
+    for (const id of ["before", "after"]) $(id).removeAttribute("src");
+    objectUrls.forEach((url) => URL.revokeObjectURL(url));
+    objectUrls = [];
+    hints.previewUrl = null;
+  }
   closeSession();
   closePicker();
   return run;
@@ -104,11 +128,13 @@ function form(file, names, extra = {}) {
 }
 
 async function handle(file, keepHints = false) {
-  const mine = reset();
+  const mine = reset(keepHints && file === lastPhoto);
+  startedAt = performance.now();
   lastPhoto = null;
   lastVideo = null;
   if (!keepHints) setPoints([], false);
   if (!file) return;
+  $("smoothing-row").hidden = !file.type.startsWith("video/");
   if (config && file.size > config.limits.max_upload_bytes) {
     showError(`${file.name} is ${humanBytes(file.size)}; the limit is ` +
               `${humanBytes(config.limits.max_upload_bytes)}.`);
@@ -135,7 +161,7 @@ async function colorizePhoto(file, mine) {
   if (mine !== run) return closeSessionId(info.id);
   hints.session = info;
   lastPhoto = file;
-  $("before").src = objectUrl(file);
+  if (!$("before").src) $("before").src = objectUrl(file);
   $("download").dataset.name = `${stem(file.name)}_color.png`;
   const note = $("reference-note");
   note.hidden = !info.reference;
@@ -143,9 +169,8 @@ async function colorizePhoto(file, mine) {
     ? `Coloured from the reference photo ${reference ? reference.name : info.reference}.` : "";
   hints.points = hints.points.filter((p) => p.x < info.width && p.y < info.height);
   drawMarks();
-  await update(mine, true);
-  if (mine !== run) return;
   $("photo-result").hidden = false;
+  await update(mine, true);
 }
 
 function closeSessionId(id) {
@@ -153,8 +178,13 @@ function closeSessionId(id) {
 }
 
 // ------------------------------------------------------------------ hints
-function setPoints(points, remember = true) {
-  if (remember) hints.history.push(hints.points);
+function remember() {
+  // Before an action: the state it changes (the hints and the reference), for undo.
+  hints.history.push({ points: hints.points, reference });
+}
+
+function setPoints(points, keep = true) {
+  if (keep) remember();
   else hints.history = [];
   hints.points = points;
   drawMarks();
@@ -162,9 +192,13 @@ function setPoints(points, remember = true) {
 }
 
 function refreshTools() {
+  // Undo takes back the last action, a hint's or the reference's; Clear removes both.
   $("undo").disabled = hints.history.length === 0;
-  $("clear").disabled = hints.points.length === 0;
-  $("download-hints").disabled = hints.points.length === 0;
+  const hinted = hints.points.length > 0;
+  $("clear").disabled = !hinted && !reference;
+  $("clear").textContent = hinted && reference ? "Clear hints and reference"
+    : reference ? "Clear the reference" : "Clear hints";
+  $("download-hints").disabled = !hinted;
 }
 
 function change(points) {
@@ -215,9 +249,18 @@ async function update(mine, first) {
     const ms = performance.now() - started;
     if (!first) window.somcolorTimings.push(ms);
     const n = sent === 1 ? "1 hint" : `${sent} hints`;
-    setStatus(first
-      ? `${lastPhoto.name}: colorized in ${resp.headers.get("x-somcolor-seconds")} s.`
-      : `${lastPhoto.name}: ${n}, updated in ${Math.round(ms)} ms.`);
+    if (first) {
+      // The time the user waited: from choosing the file to the result on screen.
+      const server = +resp.headers.get("x-somcolor-seconds") + +hints.session.seconds;
+      const from = reference ? ` with the colours of ${reference.name}` : "";
+      setStatus(`Ready: ${lastPhoto.name} colorized${from} in ` +
+                `${seconds(performance.now() - startedAt)} (server ${server.toFixed(2)} s). ` +
+                "Tap the photo to give a point its colour.", "ready");
+      inView($("photo-result"));
+    } else {
+      setStatus(`Ready: ${n}, updated in ${Math.round(ms)} ms.`, "ready");
+      if (hints.selected < 0) inView($("stage"));
+    }
   } catch (err) {
     if (mine === run) showError(`The server did not answer (${err.message}).`);
   } finally {
@@ -314,6 +357,67 @@ function onPointerCancel(e) {
   }
 }
 
+function swatch(color, label) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.className = "swatch";
+  b.style.background = color;
+  b.dataset.color = color;
+  b.title = label;
+  b.setAttribute("aria-label", label);
+  return b;
+}
+
+function describe({ color, probability, source }) {
+  if (source === "palette") return `${color}, from the palette`;
+  return `${color}, the model's guess (${Math.round((probability || 0) * 100)}%)`;
+}
+
+function placePicker() {
+  // Next to the point and wholly inside the window; on a phone a sheet at the bottom,
+  // with the page scrolled so that the point stays above it.
+  const picker = $("picker");
+  if (picker.hidden) return;
+  const at = hints.selected >= 0 ? hints.points[hints.selected] : hints.pending;
+  if (!at || !hints.session) return;
+  const stage = $("stage").getBoundingClientRect();
+  const px = stage.left + ((at.x + 0.5) / hints.session.width) * stage.width;
+  const py = stage.top + ((at.y + 0.5) / hints.session.height) * stage.height;
+  const sheet = window.matchMedia("(max-width: 640px)").matches;
+  picker.classList.toggle("sheet", sheet);
+  const { innerWidth: W, innerHeight: H } = window;
+  const box = picker.getBoundingClientRect();
+  if (sheet) {
+    picker.style.left = picker.style.top = "";
+    document.body.style.paddingBottom = `${box.height + 16}px`;
+    const free = H - box.height - 24;
+    if (py > free || py < 0) window.scrollBy({ top: py - free / 2, behavior: "auto" });
+    return;
+  }
+  const gap = 28, margin = 8;
+  let left = px + gap;
+  if (left + box.width > W - margin) left = px - gap - box.width;
+  left = Math.min(Math.max(margin, left), W - box.width - margin);
+  let top = py - box.height / 2;
+  top = Math.min(Math.max(margin, top), H - box.height - margin);
+  picker.style.left = `${left}px`;
+  picker.style.top = `${top}px`;
+}
+
+function showRecent() {
+  // The colours of the user's earlier hints, newest first, not already suggested.
+  const shown = new Set([...$("suggestions").children].map((b) => b.dataset.color));
+  const seen = new Set();
+  const colors = [];
+  for (const p of [...hints.points].reverse()) {
+    if (!shown.has(p.color) && !seen.has(p.color)) colors.push(p.color);
+    seen.add(p.color);
+  }
+  const box = $("recent");
+  box.replaceChildren(...colors.slice(0, 6).map((c) => swatch(c, `${c}, one of your hints`)));
+  box.hidden = colors.length === 0;
+}
+
 async function openPicker(index) {
   hints.selected = index;
   if (index >= 0) hints.pending = null;
@@ -324,13 +428,15 @@ async function openPicker(index) {
   drawMarks();
   const box = $("suggestions");
   box.replaceChildren();
+  showRecent();
+  placePicker();
   box.setAttribute("aria-busy", "true");
   const mine = run;
   try {
     const resp = await fetch("/api/suggest", {
       method: "POST",
       headers: { "content-type": "application/json" },
-      body: JSON.stringify({ session: hints.session.id, x: at.x, y: at.y, k: 6 }),
+      body: JSON.stringify({ session: hints.session.id, x: at.x, y: at.y, k: SUGGESTIONS }),
     });
     if (mine !== run || hints.selected !== index) return;
     if (!resp.ok) {
@@ -339,16 +445,9 @@ async function openPicker(index) {
       return showError(err.message);
     }
     const { colors } = await resp.json();
-    box.replaceChildren(...colors.map(({ color, probability }) => {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = "swatch";
-      b.style.background = color;
-      b.dataset.color = color;
-      b.title = `${color} (${Math.round(probability * 100)}%)`;
-      b.setAttribute("aria-label", `${color}, probability ${Math.round(probability * 100)}%`);
-      return b;
-    }));
+    box.replaceChildren(...colors.map((c) => swatch(c.color, describe(c))));
+    showRecent();
+    placePicker();
   } catch (err) {
     showError(`The server did not answer (${err.message}).`);
   } finally {
@@ -360,11 +459,12 @@ function pickerTitle(index, at) {
   $("remove-hint").hidden = index < 0;
   $("picker-title").textContent = index >= 0
     ? `Hint ${index + 1} at (${at.x}, ${at.y}): pick a new colour`
-    : `Colour for the point (${at.x}, ${at.y}): the model's guesses first`;
+    : `Colour for the point (${at.x}, ${at.y}): the model's guesses first, then a palette`;
 }
 
 function closePicker() {
   $("picker").hidden = true;
+  document.body.style.paddingBottom = "";
   hints.pending = null;
   hints.selected = -1;
   drawMarks();
@@ -397,11 +497,21 @@ function removeSelected() {
 function undo() {
   if (!hints.history.length) return;
   closePicker();
-  hints.points = hints.history.pop();
+  const last = hints.history.pop();
+  hints.points = last.points;
   drawMarks();
   refreshTools();
+  if (last.reference !== reference) return setReference(last.reference, false);
   hints.changedAt = performance.now();
   update(run, false);
+}
+
+function clearAll() {
+  // Clear: the hints and the reference, as one action (undo brings both back).
+  closePicker();
+  if (!reference) return change([]);
+  setPoints([]);
+  setReference(null, false);
 }
 
 function save(blob, name) {
@@ -460,6 +570,7 @@ async function colorizeVideo(file, mine) {
   lastJob = job.id;
   $("video-before").src = objectUrl(file);
   $("video-result").hidden = false;
+  inView($("video-result"));
   while (job.state === "queued" || job.state === "running") {
     showProgress(job);
     await sleep(500);
@@ -476,9 +587,11 @@ async function colorizeVideo(file, mine) {
   $("video-download").download = `${stem(file.name)}_color.mp4`;
   $("video-download").hidden = false;
   const minutes = Math.round((job.expires_in_s || 0) / 60);
-  const from = reference ? ` Coloured from the reference photo ${reference.name}.` : "";
-  setStatus(`${file.name}: colorized in ${job.seconds} s.${from} ` +
-            `The result is kept on the server for about ${minutes} min.`);
+  const from = reference ? ` with the colours of ${reference.name}` : "";
+  setStatus(`Ready: ${file.name} colorized${from} in ${seconds(performance.now() - startedAt)} ` +
+            `(server ${job.seconds} s). The result is kept on the server for about ` +
+            `${minutes} min.`, "ready");
+  inView($("video-result"));
 }
 
 function showProgress(job) {
@@ -487,7 +600,21 @@ function showProgress(job) {
   else bar.value = job.progress;
   const of = job.frames_total ? ` of ${job.frames_total}` : "";
   $("progress-text").textContent = `${job.state}: ${job.frames_done}${of} frames`;
-  setStatus(job.state === "done" ? "" : "Colorizing the video…");
+  if (job.state !== "done") {
+    setStatus(`Colorizing the video… ${seconds(performance.now() - startedAt)} so far.`);
+  }
+}
+
+// The decoders in plain words: how strong the colours are where the model is unsure.
+const STRENGTHS = {
+  argmax: "Strongest: the most likely colour",
+  annealed: "Balanced",
+  mean: "Softest: the average of the likely colours",
+};
+
+function strength(decoder, usual) {
+  const words = STRENGTHS[decoder] || decoder;
+  return decoder === usual ? `${words} (the model's usual)` : words;
 }
 
 function fill(select, options, chosen) {
@@ -507,7 +634,7 @@ async function init() {
   fill($("model"), config.models.map((m) => [m.name, `${m.name} (${m.label})`]),
        config.default_model);
   const decoder = config.models.find((m) => m.name === config.default_model).decoder;
-  fill($("decoder"), config.decoders.map((d) => [d, d]), decoder);
+  fill($("decoder"), config.decoders.map((d) => [d, strength(d, decoder)]), decoder);
   $("smoothing").value = config.video.smoothing;
   $("smoothing-value").textContent = config.video.smoothing;
   const lim = config.limits;
@@ -522,11 +649,14 @@ async function init() {
   }
 }
 
-function setReference(file) {
+function setReference(file, keep = true) {
   if (file && !file.type.startsWith("image/") && file.type !== "") {
     return showError(`${file.name} is not a photo: a reference must be a colour photo.`);
   }
+  if (keep && lastPhoto && (file || null) !== reference) remember();
   reference = file || null;
+  if (!reference) $("reference").value = "";
+  refreshTools();
   $("ref-text").textContent = reference
     ? `Reference: ${reference.name}`
     : "optional: a colour photo whose colours the result takes up (for a video, the whole clip)";
@@ -554,10 +684,7 @@ function wire() {
     else handle(e.dataTransfer.files[0]);
   });
   $("reference").addEventListener("change", () => setReference($("reference").files[0]));
-  $("ref-remove").addEventListener("click", () => {
-    $("reference").value = "";
-    setReference(null);
-  });
+  $("ref-remove").addEventListener("click", () => setReference(null));
   const stage = $("stage");
   stage.addEventListener("pointerdown", onPointerDown);
   stage.addEventListener("pointermove", onPointerMove);
@@ -576,15 +703,22 @@ function wire() {
   $("remove-hint").addEventListener("click", removeSelected);
   $("close-picker").addEventListener("click", closePicker);
   $("undo").addEventListener("click", undo);
-  $("clear").addEventListener("click", () => { closePicker(); change([]); });
+  $("clear").addEventListener("click", clearAll);
   $("download").addEventListener("click", downloadPhoto);
   $("download-hints").addEventListener("click", downloadHints);
   $("split").addEventListener("input", moveSplit);
   $("smoothing").addEventListener("input", () => {
     $("smoothing-value").textContent = $("smoothing").value;
   });
-  for (const id of ["model", "decoder"]) {
-    $(id).addEventListener("change", () => { if (lastPhoto) handle(lastPhoto, true); });
+  for (const id of ["model", "decoder", "smoothing"]) {
+    $(id).addEventListener("change", () => {
+      if (lastPhoto) handle(lastPhoto, true);
+      else if (lastVideo) handle(lastVideo);
+    });
+  }
+  for (const type of ["scroll", "resize"]) {
+    window.addEventListener(type, () => { if (!$("picker").classList.contains("sheet")) placePicker(); },
+                            { passive: true });
   }
   moveSplit();
 }
