@@ -147,6 +147,8 @@ def parse_keyframes(data, source: str = "hints", base: Path | None = None) -> li
             raise SomcolorError(f"{where}: points must be a list, got {type(points).__name__}")
         if len(points) > MAX_POINTS:
             raise SomcolorError(f"{where}: {len(points)} points, the limit is {MAX_POINTS}")
+        # Their form and colours now; whether they are inside the frame once it is known.
+        guide.parse_hints(points, (1 << 30, 1 << 30), source=where)
         scribbles = entry.get("scribbles")
         if isinstance(scribbles, str):
             scribbles = (base or Path(".")) / scribbles
@@ -444,7 +446,8 @@ def plan(model, keys: list[KeyFrame], frames, rate: float, *, source: str = "vid
             shape = L.shape
             first_time = time
             for k in by_time:
-                wanted.setdefault(int(math.floor((k.time) * rate + 0.5)), []).append(k)
+                # the frame shown at that time: the last one starting at or before it
+                wanted.setdefault(int(math.floor(k.time * rate + 1e-6)), []).append(k)
             per_frame = int(np.prod(_track_shape(shape)))
             most = MAX_TRACK_BYTES // per_frame
         if index >= most:

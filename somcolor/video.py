@@ -753,6 +753,10 @@ def _key_frame_plan(av, src: Path, model, hints, bounds: _Bounds, started: float
         keys = keyframes.as_keyframes(hints)
     except SomcolorError as exc:
         raise VideoError(str(exc)) from None
+    if not hasattr(model, "prior") and hasattr(model, "predictor"):
+        model = model.predictor()  # a Colorizer: its inference model
+    if not hasattr(model, "prior"):
+        raise VideoError(f"{src}: hints on key frames apply to SOM models only")
     with _open_input(av, src) as inp:
         video = _video_stream(inp, src)
         _frame_size(video, src, bounds.max_pixels)

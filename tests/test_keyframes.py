@@ -93,7 +93,7 @@ def test_a_time_key_frame_is_the_frame_shown_then(model, tmp_path):
         keys({"time": 0.3, "points": [{"x": 1, "y": 1, "color": "#ff0000"}]})
     )
     plan = keyframes.plan(model, parsed, iter(frames), 30000 / 1001)
-    assert [k.index for k in plan.keys] == [9]  # 0.3 s at 29.97 frames/s
+    assert [k.index for k in plan.keys] == [8]  # frame 9 starts at 0.3003 s
     out = tmp_path / "out.mp4"
     x, y = disc_centre(9)
     entry = {"time": 9 * 1001 / 30000, "points": [{"x": x, "y": y, "color": "#d02020"}]}

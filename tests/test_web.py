@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import io
+import json
 import os
 import threading
 import time
@@ -389,6 +390,28 @@ def test_photo_and_video_endpoints_refuse_each_other(client, clip):
 def test_damaged_video_is_refused_or_fails_with_a_clear_message(client, app, clip):
     refused(post_video(client, clip[: len(clip) // 2]), 422, "corrupt_video")
     assert files_in(app) == []
+
+
+@needs_video
+def test_video_hints_are_checked_and_a_job_past_the_video_fails_with_the_reason(client, app, clip):
+    msg = refused(post_video(client, clip, hints="{not json"), 422, "bad_hints")
+    assert msg.startswith("hints: not JSON")
+    bad = json.dumps({"keyframes": [{"frame": 0, "points": [{"x": 1, "y": 1, "color": "red"}]}]})
+    refused(post_video(client, clip, hints=bad), 422, "bad_hints")
+    assert files_in(app) == []
+    beyond = json.dumps(
+        {"keyframes": [{"frame": 50, "points": [{"x": 1, "y": 1, "color": "#ff0000"}]}]}
+    )
+    r = post_video(client, clip, hints=beyond)
+    assert r.status_code == 202, r.text
+    job = wait_for_job(client, r.json()["id"])
+    assert job["state"] == "failed" and "frame 50 is beyond the video (10 frames" in job["error"]
+    good = json.dumps(
+        {"keyframes": [{"frame": 2, "points": [{"x": 10, "y": 10, "color": "#ff0000"}]}]}
+    )
+    r = post_video(client, clip, hints=good)
+    job = wait_for_job(client, r.json()["id"])
+    assert job["state"] == "done" and job["summary"]["frames"] == 10
 
 
 @needs_video

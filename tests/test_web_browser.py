@@ -542,3 +542,65 @@ def test_page_works_on_a_phone_with_touch(phone, tmp_path):
     page.evaluate("window.scrollTo(0, 0)")
     add_reference(page, colour_reference(tmp_path / "ref.png"))
     assert page.foreign == [] and page.errors == []
+
+
+# ---------------------------------------------------------------------------- video key frames
+@pytest.mark.skipif(not HAS_VIDEO, reason="somcolor.video or PyAV missing: the 'video' extra")
+@pytest.mark.parametrize("size", ["desktop", "phone"])
+def test_page_carries_hints_on_a_video_key_frame(request, size, tmp_path):
+    """Scrub to a frame, tap a hint on it, save the key frame, colour the video: the
+    hinted object is red in later frames, and the downloaded keys JSON given to
+    ``colorize-video --hints`` writes the same video."""
+    from playwright.sync_api import expect
+    from test_video import moving_shapes, write_clip
+
+    from somcolor.video import iter_frames
+
+    page = request.getfixturevalue("page" if size == "desktop" else "phone")
+    page.reload()
+    expect(page.locator("#model")).to_have_value("default")
+    shape = (120, 160)
+    clip = write_clip(tmp_path / "shapes.mp4", moving_shapes(16, shape), audio=None)
+    page.set_input_files("#file", str(clip))
+    expect(page.locator("#video-download")).to_be_visible(timeout=60_000)
+    # Frame 5 (0.2 s at 29.97 frames/s): the bright disc is centred at (35, 45).
+    page.evaluate(
+        """() => new Promise((done) => {
+             const v = document.getElementById('video-before');
+             v.addEventListener('seeked', done, { once: true });
+             v.currentTime = 0.2;
+           })"""
+    )
+    page.locator("#add-keyframe").click()
+    expect(page.locator("#keyframe-bar")).to_be_visible()
+    expect(page.locator("#status")).to_have_attribute("data-state", "ready", timeout=60_000)
+    settle(page)
+    # In view with the key frame's bar above it (a 4:3 frame 948 px wide is 711 px high).
+    assert shown_share(page, "#stage") >= 0.7
+    hint_in_red(page, 35, 45, touch=size == "phone", size=(shape[1], shape[0]))
+    page.locator("#close-picker").click()
+    page.locator("#save-keyframe").click()
+    expect(page.locator("#keyframe-list li")).to_have_count(1)
+    expect(page.locator("#keyframe-list")).to_contain_text("0.20 s: 1 hint")
+    with page.expect_download() as info:
+        page.click("#download-keys")
+    keys_file = tmp_path / "keys.json"
+    info.value.save_as(keys_file)
+    page.locator("#render-keyframes").click()
+    expect(page.locator("#status")).to_contain_text("with hints on 1 key frame", timeout=60_000)
+    with page.expect_download() as info:
+        page.locator("#video-download").click()
+    saved = tmp_path / "page.mp4"
+    info.value.save_as(saved)
+    frames = list(iter_frames(saved))
+    r, g, b = (int(c) for c in frames[12][shape[0] // 3 + 12, 20 + 3 * 12])  # the disc, later
+    assert r > g + 25 and r > b + 25
+    cli_out = tmp_path / "cli.mp4"
+    subprocess.run(
+        [sys.executable, "-m", "somcolor", "colorize-video", str(clip), "-o", str(cli_out),
+         "--hints", str(keys_file), "-q"],
+        check=True,
+    )  # fmt: skip
+    assert cli_out.read_bytes() == saved.read_bytes()
+    assert page.foreign == [] and page.errors == []
+    page.reload()  # leaving the page deletes its job: the server's job slots are free again

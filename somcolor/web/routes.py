@@ -154,6 +154,14 @@ def _form_body(*, video: bool = False, hints: bool = False) -> dict:
             "exclusiveMaximum": 1,
             "description": "temporal smoothing of the colors between frames",
         }
+        props["hints"] = {
+            "type": "string",
+            "description": "optional colour hints on key frames, the JSON of "
+            '"somcolor colorize-video --hints": '
+            + json.dumps(
+                {"keyframes": [{"time": 1.5, "points": [{"x": 120, "y": 45, "color": "#c83232"}]}]}
+            ),
+        }
     schema = {"type": "object", "required": ["file"], "properties": props}
     return {
         "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}
@@ -430,24 +438,27 @@ job_router = APIRouter()
 )
 async def create_job(request: Request):
     """Send a video as the form field ``file`` (optional: ``reference``, a colour photo
-    whose colours the whole clip takes up); poll ``GET /api/jobs/{id}`` for progress,
+    whose colours the whole clip takes up; ``hints``, colour hints on key frames as
+    ``somcolor colorize-video --hints`` takes them, JSON); poll ``GET /api/jobs/{id}`` for progress,
     then fetch the MP4 from ``result_url``. Results are deleted after the TTL, or by
     ``DELETE /api/jobs/{id}``; until then they count against the job limit."""
     server = _server(request)
     if server.video is None:
         raise UploadError(501, "no_video", server.video_error)
-    upload = await server.receive(request, ("model", "decoder", "smoothing"), ("reference",))
+    fields = ("model", "decoder", "smoothing", "hints")
+    upload = await server.receive(request, fields, ("reference",))
     reference = upload.files.get("reference")
     try:
         with server.jobs.reservation() as slot:  # only once the whole upload is in
             model = server.model_for(upload.fields)
             smoothing = server.smoothing(upload.fields)
+            hints = server.video_hints(upload.fields)
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, server.check_video, upload.path)
             await loop.run_in_executor(None, server.check_reference, reference)
             job = server.jobs.start(
                 slot,
-                server.video_work(model, smoothing, reference),
+                server.video_work(model, smoothing, reference, hints),
                 upload.path,
                 download_name=f"{upload.filename}_color.mp4",
             )

@@ -166,6 +166,14 @@ class _LockedModel:
         with self._lock:
             return self._model.predict_uv(L)
 
+    def prior(self, L, **options):  # hints on key frames ask for the prior ...
+        with self._lock:
+            return self._model.prior(L, **options)
+
+    def _proba_at(self, L_work):  # ... and for probabilities at their solve size
+        with self._lock:
+            return self._model._proba_at(L_work)
+
     def __getattr__(self, name):
         return getattr(self._model, name)
 
@@ -253,6 +261,23 @@ class Server:
             return check_smoothing(text[:40])
         except SomcolorError as exc:
             raise UploadError(422, "bad_option", str(exc)) from None
+
+    def video_hints(self, fields: dict[str, str]):
+        """The form's colour hints on key frames (``{"keyframes": [...]}``, JSON; the
+        points in the video's pixels), checked (422 if bad), or None."""
+        import json
+
+        from ..keyframes import parse_keyframes
+
+        text = fields.get("hints")
+        if not text:
+            return None
+        try:
+            return parse_keyframes(json.loads(text), source="hints")
+        except json.JSONDecodeError as exc:
+            raise UploadError(422, "bad_hints", f"hints: not JSON ({exc.msg})") from None
+        except SomcolorError as exc:
+            raise UploadError(422, "bad_hints", str(exc)) from None
 
     def default_smoothing(self) -> float:
         """:func:`~somcolor.video.colorize_video`'s own default (0.5 if it cannot tell)."""
@@ -487,10 +512,10 @@ class Server:
                 415, "photo_not_video", "this is a photo: send it to POST /api/colorize"
             )
 
-    def video_work(self, model, smoothing: float, reference: Path | None = None):
+    def video_work(self, model, smoothing: float, reference: Path | None = None, hints=None):
         """A job's ``work(src, dst, progress, cancel)``: colorize the video within the
         limits (with the model adapted to the ``reference`` photo, which the job then
-        deletes), return its summary."""
+        deletes, and the ``hints`` on key frames), return its summary."""
         colorize_video = self.video.colorize_video
         lim = self.limits
 
@@ -501,6 +526,8 @@ class Server:
                     adapted = self._adapted(model, reference)
                 finally:
                     reference.unlink(missing_ok=True)
+            if hints is not None and hasattr(adapted, "predictor"):
+                adapted = adapted.predictor()  # what the hints read: the prior, as the CLI's
             locked = _LockedModel(adapted, self.video_lock)
             report = colorize_video(
                 src,
@@ -514,6 +541,7 @@ class Server:
                 max_output_bytes=lim.max_result_bytes,
                 cancel=cancel,
                 progress=progress,
+                hints=hints,
             )
             summary = _summary(report, self.folder)
             if reference is not None:

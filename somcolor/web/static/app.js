@@ -15,6 +15,9 @@ let lastJob = null; // our last video job: deleted before the next one starts
 let run = 0; // each new file bumps it; older runs stop updating the page
 let reference = null; // the reference photo (a File), or null
 let startedAt = 0; // performance.now() when the user chose the file the page is working on
+// Colour hints on a video's key frames: [{time, points}] for the video `of`; `editing`
+// is the time of the frame open in the photo view, or null.
+const keys = { of: null, list: [], editing: null };
 
 // Hints, in the photo's own pixels: [{x, y, color}], the CLI's format.
 const hints = {
@@ -83,9 +86,12 @@ function reset(keepPhoto = false) {
   // last result stays on screen until the new one replaces it.
   run += 1;
   $("error").hidden = true;
-  $("video-result").hidden = true;
-  $("video-download").hidden = true;
-  for (const id of ["video-before", "video-after"]) $(id).removeAttribute("src");
+  if (keys.editing === null) {
+    $("video-result").hidden = true;
+    $("video-download").hidden = true;
+    $("cancel-job").hidden = true;
+    for (const id of ["video-before", "video-after"]) $(id).removeAttribute("src");
+  }
   if (!keepPhoto) {
     $("photo-result").hidden = true;
     for (const id of ["before", "after"]) $(id).removeAttribute("src");
@@ -131,7 +137,7 @@ async function handle(file, keepHints = false) {
   const mine = reset(keepHints && file === lastPhoto);
   startedAt = performance.now();
   lastPhoto = null;
-  lastVideo = null;
+  if (keys.editing === null) lastVideo = null; // (a key frame's photo keeps its video)
   if (!keepHints) setPoints([], false);
   if (!file) return;
   $("smoothing-row").hidden = !file.type.startsWith("video/");
@@ -562,12 +568,16 @@ async function colorizeVideo(file, mine) {
   }
   setStatus(`Uploading ${file.name}…`);
   lastVideo = file;
-  const body = form(file, ["model", "decoder", "smoothing"]);
+  if (keys.of !== file) Object.assign(keys, { of: file, list: [], editing: null });
+  showKeyframes();
+  const extra = keys.list.length ? { hints: keysJson() } : {};
+  const body = form(file, ["model", "decoder", "smoothing"], extra);
   const resp = await fetch("/api/jobs", { method: "POST", body });
   if (mine !== run) return;
   if (!resp.ok) return showError((await refusal(resp)).message);
   let job = await resp.json();
   lastJob = job.id;
+  $("cancel-job").hidden = false;
   $("video-before").src = objectUrl(file);
   $("video-result").hidden = false;
   inView($("video-result"));
@@ -580,6 +590,7 @@ async function colorizeVideo(file, mine) {
     if (!r.ok) return showError((await refusal(r)).message);
     job = await r.json();
   }
+  $("cancel-job").hidden = true;
   if (job.state !== "done") return showError(job.error || `The job ${job.state}.`);
   showProgress(job);
   $("video-after").src = job.result_url;
@@ -587,11 +598,108 @@ async function colorizeVideo(file, mine) {
   $("video-download").download = `${stem(file.name)}_color.mp4`;
   $("video-download").hidden = false;
   const minutes = Math.round((job.expires_in_s || 0) / 60);
-  const from = reference ? ` with the colours of ${reference.name}` : "";
+  const n = keys.list.length;
+  const from = (reference ? ` with the colours of ${reference.name}` : "") +
+    (n ? ` with hints on ${n} key frame${n > 1 ? "s" : ""}` : "");
   setStatus(`Ready: ${file.name} colorized${from} in ${seconds(performance.now() - startedAt)} ` +
             `(server ${job.seconds} s). The result is kept on the server for about ` +
             `${minutes} min.`, "ready");
   inView($("video-result"));
+}
+
+// ------------------------------------------------------------------ key frames of a video
+function keysJson() {
+  return JSON.stringify({ keyframes: keys.list.map(({ time, points }) => ({ time, points })) });
+}
+
+function showKeyframes() {
+  const list = $("keyframe-list");
+  list.replaceChildren(...keys.list.map((k, i) => {
+    const li = document.createElement("li");
+    const edit = document.createElement("button");
+    edit.type = "button";
+    edit.className = "button secondary";
+    edit.dataset.index = i;
+    edit.dataset.action = "edit";
+    const n = k.points.length;
+    edit.textContent = `${k.time.toFixed(2)} s: ${n} hint${n === 1 ? "" : "s"}`;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.className = "button secondary";
+    remove.dataset.index = i;
+    remove.dataset.action = "remove";
+    remove.textContent = "Remove";
+    remove.setAttribute("aria-label", `remove the key frame at ${k.time.toFixed(2)} s`);
+    li.append(edit, remove);
+    return li;
+  }));
+  $("render-keyframes").disabled = !keys.list.length || !lastVideo;
+  $("download-keys").disabled = !keys.list.length;
+}
+
+async function frameFile(video, time) {
+  // The frame the original shows at `time`, as a PNG file (the page's own object URL:
+  // the canvas is not tainted).
+  if (Math.abs(video.currentTime - time) > 1e-3) {
+    await new Promise((done) => {
+      video.addEventListener("seeked", done, { once: true });
+      video.currentTime = time;
+    });
+  }
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  const blob = await new Promise((done) => canvas.toBlob(done, "image/png"));
+  return new File([blob], `frame_${time.toFixed(3)}.png`, { type: "image/png" });
+}
+
+async function editKeyframe(time) {
+  // Open the frame at `time` in the photo view, with its hints if it has some.
+  const video = $("video-before");
+  if (!video.videoWidth) return showError("The video is not loaded yet.");
+  video.pause();
+  time = Math.round(time * 1000) / 1000;
+  const file = await frameFile(video, time);
+  const known = keys.list.find((k) => k.time === time);
+  keys.editing = time;
+  closeSession();
+  closePicker();
+  setPoints(known ? known.points.map((p) => ({ ...p })) : [], false);
+  $("keyframe-title").textContent =
+    `Key frame at ${time.toFixed(2)} s: tap it to give colours, then save it.`;
+  $("keyframe-bar").hidden = false;
+  $("before").src = "";
+  $("before").removeAttribute("src");
+  startedAt = performance.now();
+  await colorizePhoto(file, run);
+  inView($("photo-result"));
+}
+
+function closeKeyframe(save) {
+  if (keys.editing === null) return;
+  if (save) {
+    const entry = { time: keys.editing, points: hints.points.map((p) => ({ ...p })) };
+    keys.list = keys.list.filter((k) => k.time !== entry.time);
+    if (entry.points.length) keys.list.push(entry);
+    keys.list.sort((a, b) => a.time - b.time);
+  }
+  keys.editing = null;
+  closeSession();
+  closePicker();
+  lastPhoto = null;
+  $("keyframe-bar").hidden = true;
+  $("photo-result").hidden = true;
+  showKeyframes();
+  inView($("keyframes"));
+  setStatus(save ? `Key frames: ${keys.list.length}. Colorize the video to carry them.` : "",
+            "ready");
+}
+
+function downloadKeys() {
+  const blob = new Blob([JSON.stringify(JSON.parse(keysJson()), null, 1) + "\n"],
+                        { type: "application/json" });
+  save(blob, `${stem(lastVideo ? lastVideo.name : "video")}_keys.json`);
 }
 
 function showProgress(job) {
@@ -666,9 +774,16 @@ function setReference(file, keep = true) {
   else if (lastVideo) handle(lastVideo);
 }
 
+function newFile(file) {
+  // A new photo or video: any key frame being edited belongs to the old one.
+  keys.editing = null;
+  $("keyframe-bar").hidden = true;
+  handle(file);
+}
+
 function wire() {
   const drop = $("drop");
-  $("file").addEventListener("change", () => handle($("file").files[0]));
+  $("file").addEventListener("change", () => newFile($("file").files[0]));
   // A file dropped anywhere is taken, never opened by the browser instead of the page.
   for (const type of ["dragenter", "dragover"]) {
     document.addEventListener(type, (e) => { e.preventDefault(); drop.classList.add("over"); });
@@ -681,7 +796,7 @@ function wire() {
     drop.classList.remove("over");
     // Dropped on the reference zone: the reference; anywhere else: the photo or video.
     if (e.target.closest && e.target.closest("#ref-drop")) setReference(e.dataTransfer.files[0]);
-    else handle(e.dataTransfer.files[0]);
+    else newFile(e.dataTransfer.files[0]);
   });
   $("reference").addEventListener("change", () => setReference($("reference").files[0]));
   $("ref-remove").addEventListener("click", () => setReference(null));
@@ -704,6 +819,26 @@ function wire() {
   $("close-picker").addEventListener("click", closePicker);
   $("undo").addEventListener("click", undo);
   $("clear").addEventListener("click", clearAll);
+  $("add-keyframe").addEventListener("click", () => editKeyframe($("video-before").currentTime));
+  $("save-keyframe").addEventListener("click", () => closeKeyframe(true));
+  $("cancel-keyframe").addEventListener("click", () => closeKeyframe(false));
+  $("render-keyframes").addEventListener("click", () => { if (lastVideo) handle(lastVideo); });
+  $("download-keys").addEventListener("click", downloadKeys);
+  $("keyframe-list").addEventListener("click", (e) => {
+    const b = e.target.closest("button");
+    if (!b) return;
+    const i = +b.dataset.index;
+    if (b.dataset.action === "remove") {
+      keys.list.splice(i, 1);
+      showKeyframes();
+    } else {
+      editKeyframe(keys.list[i].time);
+    }
+  });
+  $("cancel-job").addEventListener("click", async () => {
+    if (!lastJob) return;
+    await fetch(`/api/jobs/${encodeURIComponent(lastJob)}`, { method: "DELETE" }).catch(() => {});
+  });
   $("download").addEventListener("click", downloadPhoto);
   $("download-hints").addEventListener("click", downloadHints);
   $("split").addEventListener("input", moveSplit);
@@ -720,6 +855,16 @@ function wire() {
     window.addEventListener(type, () => { if (!$("picker").classList.contains("sheet")) placePicker(); },
                             { passive: true });
   }
+  // Leaving the page frees what the server holds for it: the hint session and the
+  // video job (its result counts against the server's job limit until deleted).
+  window.addEventListener("pagehide", () => {
+    if (lastJob) {
+      fetch(`/api/jobs/${encodeURIComponent(lastJob)}`, { method: "DELETE", keepalive: true })
+        .catch(() => {});
+      lastJob = null;
+    }
+    closeSession();
+  });
   moveSplit();
 }
 
