@@ -130,6 +130,8 @@ def read_json(path, what: str, *, max_bytes: int | None = None):
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         msg = str(exc).splitlines()[0]
         raise SomcolorError(f"{path}: not a JSON {what} ({msg})") from None
+    except RecursionError:
+        raise SomcolorError(f"{path}: not a JSON {what} (nested too deeply)") from None
 
 
 def write_image(path, image: np.ndarray, *, overwrite: bool = False) -> Path:

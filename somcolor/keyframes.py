@@ -51,6 +51,12 @@ MAX_KEYFRAMES = 100
 #: ... each with at most this many points (scribbles: at most MAX_SCRIBBLE_PIXELS pixels).
 MAX_POINTS = 100
 MAX_SCRIBBLE_PIXELS = 100_000
+#: A key frame's index and time (seconds) at most: beyond any video the limits let in.
+MAX_INDEX = 10**8
+MAX_TIME = 1e6
+#: Points of one key frame followed by motion (evenly spread over its points and scribble
+#: pixels); all of them still pull by appearance.
+MAX_TRACKED = 256
 #: A keys file larger than this is refused unread.
 MAX_KEYS_BYTES = 1 << 20
 #: Long side of the frames the points are tracked on.
@@ -93,12 +99,15 @@ def _number(value) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def parse_keyframes(data, source: str = "hints", base: Path | None = None) -> list[KeyFrame]:
+def parse_keyframes(
+    data, source: str = "hints", base: Path | None = None, *, paths: bool = True
+) -> list[KeyFrame]:
     """Key frames from the keys file's JSON (or the same structure in Python).
 
     ``data`` is ``{"keyframes": [...]}`` or the list itself; a scribbles path is taken
-    relative to ``base``. A mistake raises one :class:`SomcolorError` line naming
-    ``source`` and the entry.
+    relative to ``base`` (with ``paths=False``, as on a server, a file name is refused:
+    scribbles then come as arrays only). A mistake raises one :class:`SomcolorError` line
+    naming ``source`` and the entry.
 
     >>> point = {"x": 1, "y": 2, "color": "#c83232"}
     >>> [k.frame for k in parse_keyframes({"keyframes": [{"frame": 3, "points": [point]}]})]
@@ -136,12 +145,13 @@ def parse_keyframes(data, source: str = "hints", base: Path | None = None) -> li
             raise SomcolorError(f"{where}: give either 'frame' or 'time'")
         frame = entry.get("frame")
         time = entry.get("time")
-        if frame is not None and (
-            not isinstance(frame, int) or isinstance(frame, bool) or frame < 0
-        ):
-            raise SomcolorError(f"{where}: frame must be a whole number >= 0, got {frame!r}")
-        if time is not None and (not _number(time) or time < 0):
-            raise SomcolorError(f"{where}: time must be a number of seconds >= 0, got {time!r}")
+        whole = isinstance(frame, int) and not isinstance(frame, bool)
+        if frame is not None and (not whole or not 0 <= frame <= MAX_INDEX):
+            raise SomcolorError(f"{where}: frame must be a whole number >= 0, got {frame!r:.40}")
+        if time is not None and (not _number(time) or not 0 <= time <= MAX_TIME):
+            raise SomcolorError(
+                f"{where}: time must be a number of seconds 0..{MAX_TIME:g}, got {time!r:.40}"
+            )
         points = entry.get("points", [])
         if not isinstance(points, list):
             raise SomcolorError(f"{where}: points must be a list, got {type(points).__name__}")
@@ -150,6 +160,8 @@ def parse_keyframes(data, source: str = "hints", base: Path | None = None) -> li
         # Their form and colours now; whether they are inside the frame once it is known.
         guide.parse_hints(points, (1 << 30, 1 << 30), source=where)
         scribbles = entry.get("scribbles")
+        if isinstance(scribbles, str) and not paths:
+            raise SomcolorError(f"{where}: scribbles files are not taken here; give points")
         if isinstance(scribbles, str):
             scribbles = (base or Path(".")) / scribbles
         elif scribbles is not None and not isinstance(scribbles, np.ndarray):
@@ -208,7 +220,9 @@ class _Key:
     index: int
     hints: guide.Hints
     exemplars: guide.Exemplars | None = None
-    #: frame index -> (positions (n, 2) in frame pixels, alive (n,) bool), per direction
+    #: the hints followed by motion (indices into ``hints``, at most MAX_TRACKED)
+    followed: np.ndarray | None = None
+    #: frame index -> (positions (m, 2) in frame pixels, alive (m,) bool) of the followed
     tracks: dict = field(default_factory=dict)
 
 
@@ -268,15 +282,14 @@ class Plan:
                 continue
             xy, alive = track
             if alive.any():
-                tracked.append(
-                    (
-                        guide.Hints(
-                            xy[alive], key.hints.uv[alive], key.hints.radius[alive], self.shape
-                        ),
-                        key.exemplars,
-                        alive,
-                    )
+                picked = key.followed[alive]
+                points = guide.Hints(
+                    xy[alive].astype(np.float64),
+                    key.hints.uv[picked],
+                    key.hints.radius[picked],
+                    self.shape,
                 )
+                tracked.append((points, key.exemplars, picked))
         hints = guide.merge_hints(*own) if own else guide.Hints.empty(self.shape)
         return hints, tracked, exemplars
 
@@ -303,15 +316,15 @@ class Plan:
         if not fresh:
             return frame.with_change(self._change)
         hints, tracked, exemplars = self.hints_at(index)
-        for points, at_key, alive in tracked:
+        for points, at_key, picked in tracked:
             # A tracked point pulls by its appearance: half the key frame's, half this
             # frame's where the motion took it (not as a disc, which would jump from pixel
             # to pixel and flicker).
             here = frame.exemplars(points)
-            if at_key is not None and len(at_key) == len(alive):
+            if at_key is not None:  # one row per hint in both
                 here = guide.Exemplars(
-                    0.5 * (here.root + at_key.root[alive]),
-                    0.5 * (here.L + at_key.L[alive]),
+                    0.5 * (here.root + at_key.root[picked]),
+                    0.5 * (here.L + at_key.L[picked]),
                     here.uv,
                 )
             exemplars = [*exemplars, here]
@@ -349,10 +362,14 @@ class FrameGuide:
         return self._guide
 
     def exemplars(self, hints: guide.Hints) -> guide.Exemplars:
-        """These hints' pixels as the model sees them in this frame."""
-        work = guide.to_working(hints, self.guide.shape)
-        root = self.guide.root[work.index]
-        return guide.Exemplars(root, self.guide.L.ravel()[work.index], work.uv)
+        """These hints' pixels as the model sees them in this frame, one row per hint in
+        the hints' order (two hints on one pixel give two rows)."""
+        h, w = self.guide.shape
+        H, W = hints.shape
+        col = np.clip(np.floor((hints.xy[:, 0] + 0.5) * w / W), 0, w - 1).astype(np.int64)
+        row = np.clip(np.floor((hints.xy[:, 1] + 0.5) * h / H), 0, h - 1).astype(np.int64)
+        index = row * w + col
+        return guide.Exemplars(self.guide.root[index], self.guide.L.ravel()[index], hints.uv)
 
     def uv(self, hints: guide.Hints, exemplars=()):
         """The frame's chroma ``(H, W, 2)`` with these hints and exemplars, and the
@@ -380,7 +397,7 @@ def _track_shape(shape: tuple[int, int]) -> tuple[int, int]:
     return working_shape(shape, TRACK_SIDE)
 
 
-def _track(frames: list, start_xy: np.ndarray, start_L: np.ndarray, order, scale):
+def _track(frames: list, start_xy: np.ndarray, start_L: np.ndarray, order, scale, check=None):
     """Follow points from ``frames[order[0]]`` through ``order`` (indices into
     ``frames``): ``{index: (xy in frame pixels, alive)}`` for every index after the
     first. ``start_xy`` in tracking pixels; ``scale`` = frame pixels per tracking pixel."""
@@ -395,6 +412,8 @@ def _track(frames: list, start_xy: np.ndarray, start_L: np.ndarray, order, scale
         "criteria": (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
     }
     for prev, cur in zip(order[:-1], order[1:], strict=True):
+        if check is not None:
+            check()
         a, b = frames[prev], frames[cur]
         nxt, st, _ = cv2.calcOpticalFlowPyrLK(a, b, pts, None, **lk)
         back, st2, _ = cv2.calcOpticalFlowPyrLK(b, a, nxt, None, **lk)
@@ -414,87 +433,85 @@ def _track(frames: list, start_xy: np.ndarray, start_L: np.ndarray, order, scale
         )
         pts = np.where(alive[:, None, None], nxt, pts)
         frame_xy = (pts.reshape(-1, 2) + 0.5) * scale - 0.5
-        out[cur] = (frame_xy.astype(np.float64), alive.copy())
+        out[cur] = (frame_xy.astype(np.float32), alive.copy())
         if not alive.any():
             break
     return out
 
 
-def plan(model, keys: list[KeyFrame], frames, rate: float, *, source: str = "video") -> Plan:
+def plan(
+    model, keys: list[KeyFrame], frames, rate: float, *, source: str = "video", check=None
+) -> Plan:
     """Pass 1: walk the video's frames once and make the :class:`Plan`.
 
-    ``frames`` yields ``(index, time, L)``: the decoded frame's index, presentation time
-    (seconds) and full-resolution luminance (float32 ``(H, W)``); ``rate`` is the frame
-    rate (a ``time`` key frame is the frame shown then). A key frame beyond the video, a
-    point outside the frame or a video too long to hold at the tracking size raise one
-    :class:`SomcolorError` line.
+    ``frames`` yields ``(index, L)``: the decoded frame's index and full-resolution
+    luminance (float32 ``(H, W)``); ``rate`` is the frame rate (a ``time`` key frame is the
+    frame shown then, counted from the first frame at a constant rate). ``check``, if
+    given, is called between frames while tracking (a deadline or a cancel). A key frame
+    beyond the video, a point outside the frame or a video too long to hold at the
+    tracking size raise one :class:`SomcolorError` line. What is held: the luminance at
+    the tracking size (at most :data:`MAX_TRACK_BYTES`), each key frame's hints and
+    exemplars, and the tracks of at most :data:`MAX_TRACKED` points a key frame.
     """
     from .resize import downsample
     from .temporal import SceneCutDetector, luma8
 
     detect = SceneCutDetector()
-    small, shots, shape, first_time = [], [0], None, None
+    small, shots, shape, most = [], [0], None, 0
     wanted: dict[int, list[KeyFrame]] = {}
-    by_time = [k for k in keys if k.time is not None]
     for k in keys:
-        if k.frame is not None:
-            wanted.setdefault(k.frame, []).append(k)
-    key_L = {}
+        # a time: the frame shown then, the last one starting at or before it (a
+        # thousandth of a frame's tolerance for times rounded on the way)
+        index = k.frame if k.frame is not None else int(math.floor(k.time * rate + 1e-3))
+        wanted.setdefault(index, []).append(k)
+    resolved = []
     count = 0
-    for index, time, L in frames:
+    for index, L in frames:
         if shape is None:
             shape = L.shape
-            first_time = time
-            for k in by_time:
-                # the frame shown at that time: the last one starting at or before it
-                wanted.setdefault(int(math.floor(k.time * rate + 1e-6)), []).append(k)
-            per_frame = int(np.prod(_track_shape(shape)))
-            most = MAX_TRACK_BYTES // per_frame
+            most = MAX_TRACK_BYTES // int(np.prod(_track_shape(shape)))
         if index >= most:
             raise SomcolorError(
                 f"{source}: too long for hints on key frames: more than {most} frames at "
                 f"{shape[1]}x{shape[0]} (the limit holds {MAX_TRACK_BYTES >> 20} MiB of frames)"
             )
-        L8 = luma8(L)
-        if detect(L8):
+        if detect(luma8(L)):
             shots.append(index)
         small.append(luma8(downsample(np.asarray(L, np.float32), _track_shape(shape))))
         if index in wanted:
-            key_L[index] = np.array(L, np.float32)
+            hints = guide.merge_hints(*(_key_hints(k, shape) for k in wanted[index]))
+            key = _Key(index, hints)
+            key.exemplars = FrameGuide(model, L).exemplars(hints)
+            key.followed = guide._spread(len(hints), MAX_TRACKED)
+            resolved.append(key)
         count = index + 1
     if shape is None:
         raise SomcolorError(f"{source}: no frames")
-    del first_time
-    resolved = []
     for index, ks in sorted(wanted.items()):
-        for k in ks:
-            if index >= count:
-                what = f"frame {k.frame}" if k.frame is not None else f"time {k.time:g} s"
-                raise SomcolorError(
-                    f"{k.where}: {what} is beyond the video ({count} frames, {count / rate:.2f} s)"
-                )
-        hints = guide.merge_hints(*(_key_hints(k, shape) for k in ks))
-        resolved.append(_Key(index, hints))
+        if index >= count:
+            k = ks[0]
+            what = f"frame {k.frame}" if k.frame is not None else f"time {k.time:g} s"
+            raise SomcolorError(
+                f"{k.where}: {what} is beyond the video ({count} frames, {count / rate:.2f} s)"
+            )
     h, w = _track_shape(shape)
     scale = shape[1] / w
     shot_starts = np.array(shots)
     for key in resolved:
-        L = key_L[key.index]
-        key.exemplars = FrameGuide(model, L).exemplars(key.hints)
         k = np.searchsorted(shot_starts, key.index, side="right") - 1
         start = shots[k]
         end = shots[k + 1] if k + 1 < len(shots) else count
         others = [o.index for o in resolved if start <= o.index < end and o.index != key.index]
         fwd_end = min([o for o in others if o > key.index], default=end)
         back_end = max([o for o in others if o < key.index], default=start - 1)
-        xy = (key.hints.xy + 0.5) / scale - 0.5
+        xy = (key.hints.xy[key.followed] + 0.5) / scale - 0.5
         col = np.clip(np.rint(xy[:, 0]).astype(int), 0, w - 1)
         row = np.clip(np.rint(xy[:, 1]).astype(int), 0, h - 1)
         L0 = small[key.index][row, col].astype(np.float32) / 2.55
         forward = list(range(key.index, fwd_end))
         backward = list(range(key.index, back_end, -1))
         if len(forward) > 1:
-            key.tracks.update(_track(small, xy, L0, forward, scale))
+            key.tracks.update(_track(small, xy, L0, forward, scale, check))
         if len(backward) > 1:
-            key.tracks.update(_track(small, xy, L0, backward, scale))
+            key.tracks.update(_track(small, xy, L0, backward, scale, check))
     return Plan(model, shape, resolved, shots)

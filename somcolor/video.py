@@ -769,18 +769,30 @@ def _key_frame_plan(av, src: Path, model, hints, bounds: _Bounds, started: float
         video.codec_context.thread_type = "AUTO"
 
         def frames():
-            first = None
             try:
                 for index, frame in enumerate(inp.decode(video)):
                     checker._check_frame(frame)
-                    t = frame.time if frame.time is not None else index / rate
-                    first = t if first is None else first
-                    yield index, t - first, frame_luminance(frame.to_ndarray(format="rgb24"))
+                    matrix = _display_matrix(frame)
+                    if matrix is not None and matrix != [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30]:
+                        raise VideoError(
+                            f"{src}: hints on key frames take unrotated videos only (this one "
+                            "is shown rotated or flipped)"
+                        )
+                    yield index, frame_luminance(frame.to_ndarray(format="rgb24"))
             except av.FFmpegError as exc:
                 raise VideoError(f"{src}: truncated or corrupt video ({_one_line(exc)})") from None
 
+        def check():  # the run's deadline and cancel, while tracking
+            b = bounds
+            if b.cancel is not None and b.cancel.is_set():
+                raise VideoError(f"{src}: cancelled")
+            if b.max_seconds is not None and time.monotonic() - started > b.max_seconds:
+                raise VideoError(
+                    f"{src}: colorizing took longer than the limit of {b.max_seconds:g} s"
+                )
+
         try:
-            return keyframes.plan(model, keys, frames(), rate, source=str(src))
+            return keyframes.plan(model, keys, frames(), rate, source=str(src), check=check)
         except VideoError:
             raise
         except SomcolorError as exc:

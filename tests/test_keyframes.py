@@ -88,7 +88,7 @@ def test_hints_stop_at_a_scene_cut(model, tmp_path):
 
 def test_a_time_key_frame_is_the_frame_shown_then(model, tmp_path):
     clip = write_clip(tmp_path / "clip.mp4", moving_shapes(12, SHAPE), audio=None)
-    frames = [(i, i / 29.97, np.full(SHAPE, 50.0, np.float32)) for i in range(12)]
+    frames = [(i, np.full(SHAPE, 50.0, np.float32)) for i in range(12)]
     parsed = keyframes.parse_keyframes(
         keys({"time": 0.3, "points": [{"x": 1, "y": 1, "color": "#ff0000"}]})
     )
@@ -170,6 +170,26 @@ def test_a_missing_keys_file_is_one_line(tmp_path, capsys):
     )
     assert code == EXIT_USAGE
     assert "nope.json: cannot read the keys file" in capsys.readouterr().err
+
+
+def test_two_hints_that_meet_on_one_pixel_are_carried(model, tmp_path):
+    # Two points on the disc, a pixel apart: tracked, they fall on one solve pixel.
+    clip = write_clip(tmp_path / "clip.mp4", moving_shapes(8, SHAPE), audio=None)
+    x, y = disc_centre(0)
+    points = [{"x": x, "y": y, "color": "#d02020"}, {"x": x + 1, "y": y, "color": "#d02020"}]
+    out = tmp_path / "out.mp4"
+    colorize_video(clip, out, model, hints=keys({"frame": 0, "points": points}), **FAST)
+    x, y = disc_centre(7)
+    assert reddish(list(iter_frames(out))[7][y, x])
+
+
+def test_a_server_takes_no_scribbles_files_and_times_are_bounded():
+    entry = {"frame": 0, "scribbles": "/etc/passwd"}
+    with pytest.raises(SomcolorError, match="scribbles files are not taken here"):
+        keyframes.parse_keyframes(keys(entry), paths=False)
+    far = {"time": 1e307, "points": [{"x": 1, "y": 1, "color": "#ff0000"}]}
+    with pytest.raises(SomcolorError, match="time must be a number of seconds 0..1e"):
+        keyframes.parse_keyframes(keys(far))
 
 
 def test_python_hints_are_checked_too():

@@ -936,3 +936,11 @@ def test_models_folder_skips_a_damaged_model_with_a_warning(tmp_path, tiny_model
     assert names == ["default", "fast", "tiny"]
     assert "infinite.npz: damaged model file (metadata holds Infinity)" in caplog.text
     assert "folder.npz: is a directory" in caplog.text
+
+
+@needs_video
+def test_video_hints_on_a_server_take_no_file_names(client, clip):
+    bad = json.dumps({"keyframes": [{"frame": 0, "scribbles": "/etc/passwd"}]})
+    msg = refused(post_video(client, clip, hints=bad), 422, "bad_hints")
+    assert "scribbles files are not taken here" in msg
+    refused(post_video(client, clip, hints="[" * 20000), 422, "bad_hints")

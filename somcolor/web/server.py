@@ -273,9 +273,11 @@ class Server:
         if not text:
             return None
         try:
-            return parse_keyframes(json.loads(text), source="hints")
+            return parse_keyframes(json.loads(text), source="hints", paths=False)
         except json.JSONDecodeError as exc:
             raise UploadError(422, "bad_hints", f"hints: not JSON ({exc.msg})") from None
+        except RecursionError:
+            raise UploadError(422, "bad_hints", "hints: not JSON (nested too deeply)") from None
         except SomcolorError as exc:
             raise UploadError(422, "bad_hints", str(exc)) from None
 

@@ -13,6 +13,8 @@ let lastPhoto = null; // the photo shown: reopened when a setting or the referen
 let lastVideo = null; // the video shown: run again when the reference changes
 let lastJob = null; // our last video job: deleted before the next one starts
 let run = 0; // each new file bumps it; older runs stop updating the page
+let videoRun = 0; // the same for video jobs (editing a key frame leaves the job's going)
+let videoStartedAt = 0; // performance.now() when the video job was asked for
 let reference = null; // the reference photo (a File), or null
 let startedAt = 0; // performance.now() when the user chose the file the page is working on
 // Colour hints on a video's key frames: [{time, points}] for the video `of`; `editing`
@@ -87,6 +89,7 @@ function reset(keepPhoto = false) {
   run += 1;
   $("error").hidden = true;
   if (keys.editing === null) {
+    videoRun += 1;
     $("video-result").hidden = true;
     $("video-download").hidden = true;
     $("cancel-job").hidden = true;
@@ -109,7 +112,8 @@ function closeSession() {
   if (hints.session) {
     const id = hints.session.id;
     hints.session = null;
-    fetch(`/api/sessions/${encodeURIComponent(id)}`, { method: "DELETE" }).catch(() => {});
+    fetch(`/api/sessions/${encodeURIComponent(id)}`, { method: "DELETE", keepalive: true })
+      .catch(() => {});
   }
 }
 
@@ -147,7 +151,7 @@ async function handle(file, keepHints = false) {
     return;
   }
   try {
-    if (file.type.startsWith("video/")) await colorizeVideo(file, mine);
+    if (file.type.startsWith("video/")) await colorizeVideo(file);
     else await colorizePhoto(file, mine);
   } catch (err) {
     if (mine === run) showError(`The server did not answer (${err.message}). Is it still running?`);
@@ -160,7 +164,7 @@ async function colorizePhoto(file, mine) {
   if (mine !== run) return;
   if (!resp.ok) {
     const err = await refusal(resp);
-    if (err.code === "video_not_photo") return colorizeVideo(file, mine);
+    if (err.code === "video_not_photo") return colorizeVideo(file);
     return showError(err.message);
   }
   const info = await resp.json();
@@ -257,7 +261,8 @@ async function update(mine, first) {
     const n = sent === 1 ? "1 hint" : `${sent} hints`;
     if (first) {
       // The time the user waited: from choosing the file to the result on screen.
-      const server = +resp.headers.get("x-somcolor-seconds") + +hints.session.seconds;
+      const opened = hints.session ? +hints.session.seconds : 0;
+      const server = +resp.headers.get("x-somcolor-seconds") + opened;
       const from = reference ? ` with the colours of ${reference.name}` : "";
       setStatus(`Ready: ${lastPhoto.name} colorized${from} in ` +
                 `${seconds(performance.now() - startedAt)} (server ${server.toFixed(2)} s). ` +
@@ -558,8 +563,10 @@ function downloadHints() {
   save(blob, `${stem(lastPhoto ? lastPhoto.name : "photo")}_hints.json`);
 }
 
-async function colorizeVideo(file, mine) {
+async function colorizeVideo(file) {
   if (!config.video.available) return showError(config.video.why_not);
+  const mine = ++videoRun;
+  videoStartedAt = startedAt;
   if (lastJob) {
     // The server counts stored results against its job limit: free ours first.
     const old = lastJob;
@@ -572,21 +579,22 @@ async function colorizeVideo(file, mine) {
   showKeyframes();
   const extra = keys.list.length ? { hints: keysJson() } : {};
   const body = form(file, ["model", "decoder", "smoothing"], extra);
+  // The original and the key frames stay in view even if the job is refused.
+  $("video-before").src = objectUrl(file);
+  $("video-result").hidden = false;
   const resp = await fetch("/api/jobs", { method: "POST", body });
-  if (mine !== run) return;
+  if (mine !== videoRun) return;
   if (!resp.ok) return showError((await refusal(resp)).message);
   let job = await resp.json();
   lastJob = job.id;
   $("cancel-job").hidden = false;
-  $("video-before").src = objectUrl(file);
-  $("video-result").hidden = false;
   inView($("video-result"));
   while (job.state === "queued" || job.state === "running") {
     showProgress(job);
     await sleep(500);
-    if (mine !== run) return;
+    if (mine !== videoRun) return;
     const r = await fetch(`/api/jobs/${encodeURIComponent(job.id)}`);
-    if (mine !== run) return;
+    if (mine !== videoRun) return;
     if (!r.ok) return showError((await refusal(r)).message);
     job = await r.json();
   }
@@ -601,7 +609,7 @@ async function colorizeVideo(file, mine) {
   const n = keys.list.length;
   const from = (reference ? ` with the colours of ${reference.name}` : "") +
     (n ? ` with hints on ${n} key frame${n > 1 ? "s" : ""}` : "");
-  setStatus(`Ready: ${file.name} colorized${from} in ${seconds(performance.now() - startedAt)} ` +
+  setStatus(`Ready: ${file.name} colorized${from} in ${seconds(performance.now() - videoStartedAt)} ` +
             `(server ${job.seconds} s). The result is kept on the server for about ` +
             `${minutes} min.`, "ready");
   inView($("video-result"));
@@ -659,7 +667,7 @@ async function editKeyframe(time) {
   const video = $("video-before");
   if (!video.videoWidth) return showError("The video is not loaded yet.");
   video.pause();
-  time = Math.round(time * 1000) / 1000;
+  time = Math.round(time * 1e6) / 1e6; // the server picks the frame shown then
   const file = await frameFile(video, time);
   const known = keys.list.find((k) => k.time === time);
   keys.editing = time;
@@ -672,8 +680,10 @@ async function editKeyframe(time) {
   $("before").src = "";
   $("before").removeAttribute("src");
   startedAt = performance.now();
-  await colorizePhoto(file, run);
-  inView($("photo-result"));
+  run += 1; // a newer edit, a save or a cancel makes this one's answers stale
+  const mine = run;
+  await colorizePhoto(file, mine);
+  if (mine === run) inView($("photo-result"));
 }
 
 function closeKeyframe(save) {
@@ -685,6 +695,7 @@ function closeKeyframe(save) {
     keys.list.sort((a, b) => a.time - b.time);
   }
   keys.editing = null;
+  run += 1; // answers still on their way for the frame are stale now
   closeSession();
   closePicker();
   lastPhoto = null;
@@ -709,7 +720,7 @@ function showProgress(job) {
   const of = job.frames_total ? ` of ${job.frames_total}` : "";
   $("progress-text").textContent = `${job.state}: ${job.frames_done}${of} frames`;
   if (job.state !== "done") {
-    setStatus(`Colorizing the video… ${seconds(performance.now() - startedAt)} so far.`);
+    setStatus(`Colorizing the video… ${seconds(performance.now() - videoStartedAt)} so far.`);
   }
 }
 
@@ -822,7 +833,10 @@ function wire() {
   $("add-keyframe").addEventListener("click", () => editKeyframe($("video-before").currentTime));
   $("save-keyframe").addEventListener("click", () => closeKeyframe(true));
   $("cancel-keyframe").addEventListener("click", () => closeKeyframe(false));
-  $("render-keyframes").addEventListener("click", () => { if (lastVideo) handle(lastVideo); });
+  $("render-keyframes").addEventListener("click", () => {
+    if (keys.editing !== null) closeKeyframe(true); // the frame being edited counts too
+    if (lastVideo) handle(lastVideo);
+  });
   $("download-keys").addEventListener("click", downloadKeys);
   $("keyframe-list").addEventListener("click", (e) => {
     const b = e.target.closest("button");
@@ -837,7 +851,12 @@ function wire() {
   });
   $("cancel-job").addEventListener("click", async () => {
     if (!lastJob) return;
-    await fetch(`/api/jobs/${encodeURIComponent(lastJob)}`, { method: "DELETE" }).catch(() => {});
+    const id = lastJob;
+    lastJob = null;
+    videoRun += 1; // stop following it
+    $("cancel-job").hidden = true;
+    await fetch(`/api/jobs/${encodeURIComponent(id)}`, { method: "DELETE" }).catch(() => {});
+    setStatus("The video job was cancelled.", "ready");
   });
   $("download").addEventListener("click", downloadPhoto);
   $("download-hints").addEventListener("click", downloadHints);
