@@ -5,10 +5,12 @@ each key frame's hints colour its own frame as photo hints do (:mod:`somcolor.gu
 and are carried to the other frames of the same shot, forward and backward, up to the
 next key frame or scene cut:
 
-* **by motion**: each hinted point is tracked from frame to frame (pyramidal
-  Lucas-Kanade on the luminance shrunk to :data:`TRACK_SIDE` px, OpenCV), kept while
-  the forward-backward check holds and its luminance stays close to the key frame's,
-  dropped for good once lost;
+* **by motion**: the hinted points (at most :data:`MAX_TRACKED` a key frame) are
+  tracked from frame to frame (pyramidal Lucas-Kanade on the luminance shrunk to
+  :data:`TRACK_SIDE` px, OpenCV), kept while the forward-backward check holds and their
+  luminance stays close to the key frame's, dropped for good once lost; where a point
+  is, it pulls by its appearance there (half the key frame's, half this frame's), not
+  as a disc, which would jump from pixel to pixel;
 * **by appearance**: the key frame's hinted pixels as the model sees them (the square
   roots of their code probabilities, and their L) pull every pixel of the frame that
   looks like them toward their colour, as the non-local pull of a photo's hints does
