@@ -342,6 +342,54 @@ class _Bounds:
                 raise VideoError(f"{name} must be a positive number or None, got {value!r}")
 
 
+class _FrameChecks:
+    """The :class:`_Bounds` of one run, checked on each decoded frame (a header can lie)
+    and, with :meth:`running`, between pieces of other work; ``started`` is the run's
+    start (``time.monotonic()``; None: now)."""
+
+    def __init__(self, src, bounds: _Bounds, rate, started: float | None = None):
+        self.src, self.bounds, self.rate = src, bounds, rate
+        self.started = time.monotonic() if started is None else started
+        self.decoded = 0
+        self.first_time = None
+
+    def __call__(self, frame, done: int | None = None) -> None:
+        """Refuse a decoded frame past a bound, or any frame after a cancel or past the
+        deadline (``done``: the frames written so far, for the message)."""
+        b, src = self.bounds, self.src
+        self.decoded += 1
+        if b.cancel is not None and b.cancel.is_set():
+            raise VideoError(f"{src}: cancelled")
+        pixels = frame.width * frame.height
+        if b.max_pixels is not None and pixels > b.max_pixels:
+            raise VideoError(
+                f"{src}: video too large: frame {self.decoded} is {frame.width}x{frame.height} "
+                f"= {pixels} pixels, limit is {b.max_pixels}"
+            )
+        if b.max_frames is not None and self.decoded > b.max_frames:
+            raise VideoError(f"{src}: video too long: more than {b.max_frames} frames, the limit")
+        if b.max_duration is not None:
+            t = frame.time if frame.time is not None else self.decoded / self.rate
+            if self.first_time is None:
+                self.first_time = t
+            if t - self.first_time >= b.max_duration:
+                raise VideoError(
+                    f"{src}: video too long: more than {b.max_duration:g} s, the limit"
+                )
+        self.running(done, cancel=False)
+
+    def running(self, done: int | None = None, *, cancel: bool = True) -> None:
+        """Stop the run once cancelled or past its deadline."""
+        b, src = self.bounds, self.src
+        if cancel and b.cancel is not None and b.cancel.is_set():
+            raise VideoError(f"{src}: cancelled")
+        if b.max_seconds is not None and time.monotonic() - self.started > b.max_seconds:
+            frames = "" if done is None else f" ({done} frames done)"
+            raise VideoError(
+                f"{src}: colorizing took longer than the limit of {b.max_seconds:g} s{frames}"
+            )
+
+
 class _Transcoder:
     """One run of :func:`colorize_video`: decode -> colorize -> encode, plus the audio."""
 
@@ -369,11 +417,9 @@ class _Transcoder:
         self.colored = 0  #: frames colorized so far (the next frame's index)
         self.crf, self.preset, self.progress = crf, preset, progress
         self.bounds = bounds
-        self.started = time.monotonic() if started is None else started
         self.rate = _frame_rate(video, src)
+        self.checks = _FrameChecks(src, bounds, self.rate, started)
         self.total = _expected_frames(video, self.rate, inp)
-        self.decoded = 0
-        self.first_time = None
         self.fh = None
         self.out = self.vout = self.aout = None
         self.audio_mode = "none"
@@ -457,31 +503,7 @@ class _Transcoder:
     # -- the bounds
     def _check_frame(self, frame) -> None:
         """Refuse a decoded frame past one of :attr:`bounds` (or after a cancel)."""
-        b, src = self.bounds, self.src
-        self.decoded += 1
-        if b.cancel is not None and b.cancel.is_set():
-            raise VideoError(f"{src}: cancelled")
-        pixels = frame.width * frame.height
-        if b.max_pixels is not None and pixels > b.max_pixels:
-            raise VideoError(
-                f"{src}: video too large: frame {self.decoded} is {frame.width}x{frame.height} "
-                f"= {pixels} pixels, limit is {b.max_pixels}"
-            )
-        if b.max_frames is not None and self.decoded > b.max_frames:
-            raise VideoError(f"{src}: video too long: more than {b.max_frames} frames, the limit")
-        if b.max_duration is not None:
-            t = frame.time if frame.time is not None else self.decoded / self.rate
-            if self.first_time is None:
-                self.first_time = t
-            if t - self.first_time >= b.max_duration:
-                raise VideoError(
-                    f"{src}: video too long: more than {b.max_duration:g} s, the limit"
-                )
-        if b.max_seconds is not None and time.monotonic() - self.started > b.max_seconds:
-            raise VideoError(
-                f"{src}: colorizing took longer than the limit of {b.max_seconds:g} s "
-                f"({self.frames} frames done)"
-            )
+        self.checks(frame, self.frames)
 
     def _check_output_size(self) -> None:
         limit = self.bounds.max_output_bytes
@@ -761,17 +783,14 @@ def _key_frame_plan(av, src: Path, model, hints, bounds: _Bounds, started: float
         video = _video_stream(inp, src)
         _frame_size(video, src, bounds.max_pixels)
         _check_length(video, inp, src, bounds)
-        checker = _Transcoder(
-            av, src, inp, video, None, model, smoother=None, fmt=None, crf=None, preset=None,
-            progress=None, bounds=bounds, started=started,
-        )  # fmt: skip
-        rate = float(checker.rate)
+        rate = _frame_rate(video, src)
+        checks = _FrameChecks(src, bounds, rate, started)
         video.codec_context.thread_type = "AUTO"
 
         def frames():
             try:
                 for index, frame in enumerate(inp.decode(video)):
-                    checker._check_frame(frame)
+                    checks(frame)
                     matrix = _display_matrix(frame)
                     if matrix is not None and matrix != [65536, 0, 0, 0, 65536, 0, 0, 0, 1 << 30]:
                         raise VideoError(
@@ -782,17 +801,10 @@ def _key_frame_plan(av, src: Path, model, hints, bounds: _Bounds, started: float
             except av.FFmpegError as exc:
                 raise VideoError(f"{src}: truncated or corrupt video ({_one_line(exc)})") from None
 
-        def check():  # the run's deadline and cancel, while tracking
-            b = bounds
-            if b.cancel is not None and b.cancel.is_set():
-                raise VideoError(f"{src}: cancelled")
-            if b.max_seconds is not None and time.monotonic() - started > b.max_seconds:
-                raise VideoError(
-                    f"{src}: colorizing took longer than the limit of {b.max_seconds:g} s"
-                )
-
         try:
-            return keyframes.plan(model, keys, frames(), rate, source=str(src), check=check)
+            return keyframes.plan(
+                model, keys, frames(), float(rate), source=str(src), check=checks.running
+            )
         except VideoError:
             raise
         except SomcolorError as exc:
