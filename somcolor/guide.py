@@ -364,6 +364,34 @@ class Exemplars:
         return len(self.L)
 
 
+def working_index(hints: Hints, shape: tuple[int, int]) -> np.ndarray:
+    """The flat (row-major) index of the pixel of a working resolution ``shape``
+    (``(h, w)``) whose area holds each hint's centre, in the hints' order.
+
+    >>> working_index(parse_hints([(9, 9, "#0000ff"), (0, 0, "#ff0000")], (10, 10)), (5, 5))
+    array([24,  0])
+    """
+    h, w = int(shape[0]), int(shape[1])
+    H, W = hints.shape
+    col = np.clip(np.floor((hints.xy[:, 0] + 0.5) * w / W), 0, w - 1).astype(np.int64)
+    row = np.clip(np.floor((hints.xy[:, 1] + 0.5) * h / H), 0, h - 1).astype(np.int64)
+    return row * w + col
+
+
+def merge_exemplars(exemplars) -> Exemplars | None:
+    """Several :class:`Exemplars` as one; None when there are none."""
+    exemplars = [e for e in exemplars if e is not None and len(e)]
+    if not exemplars:
+        return None
+    if len(exemplars) == 1:
+        return exemplars[0]
+    return Exemplars(
+        np.concatenate([e.root for e in exemplars]),
+        np.concatenate([e.L for e in exemplars]),
+        np.concatenate([e.uv for e in exemplars]),
+    )
+
+
 def to_working(hints: Hints, shape: tuple[int, int]) -> WorkHints:
     """Map input-pixel hints onto a working resolution ``shape`` (``(h, w)``).
 
@@ -378,9 +406,7 @@ def to_working(hints: Hints, shape: tuple[int, int]) -> WorkHints:
     H, W = hints.shape
     if not len(hints):
         return WorkHints(np.zeros(0, np.int64), np.zeros((0, 2)), np.zeros(0))
-    col = np.clip(np.floor((hints.xy[:, 0] + 0.5) * w / W), 0, w - 1).astype(np.int64)
-    row = np.clip(np.floor((hints.xy[:, 1] + 0.5) * h / H), 0, h - 1).astype(np.int64)
-    flat = row * w + col
+    flat = working_index(hints, (h, w))
     index, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
     uv = np.zeros((len(index), 2))
     np.add.at(uv, inverse, hints.uv)
@@ -612,14 +638,21 @@ class Guide:
         cached = self._likeness_cache.get(index)
         if cached is None:
             prm = self.params
-            hell2 = np.maximum(0.0, 2.0 - 2.0 * (self.root @ self.root[index]))
-            dl = self.L.ravel() - self.L.flat[index]
-            log_like = -0.5 * hell2 / prm.nonlocal_sigma**2 - 0.5 * (dl / prm.nonlocal_l_sigma) ** 2
+            log_like = self._log_likeness(self.root[index], self.L.flat[index])
             cached = np.exp(log_like), np.exp(prm.nonlocal_power * log_like)
             if len(self._likeness_cache) >= 4 * prm.max_nonlocal:
                 self._likeness_cache.clear()
             self._likeness_cache[index] = cached
         return cached
+
+    def _log_likeness(self, root: np.ndarray, L) -> np.ndarray:
+        """The log of every pixel's likeness to pixels of square-rooted probabilities
+        ``root`` (``(C,)``, or ``(m, C)`` for ``m`` of them) and luminance ``L``:
+        ``(n,)``, or ``(n, m)``."""
+        prm = self.params
+        hell2 = np.maximum(0.0, 2.0 - 2.0 * (self.root @ root.T))
+        dl = (self.L.reshape(-1, 1) if np.ndim(L) else self.L.ravel()) - L
+        return -0.5 * hell2 / prm.nonlocal_sigma**2 - 0.5 * (dl / prm.nonlocal_l_sigma) ** 2
 
     def _exemplar_sums(self, exemplars: Exemplars, top, total, target) -> None:
         """Add exemplars (hinted pixels of another image) to the non-local sums, in place."""
@@ -629,9 +662,7 @@ class Guide:
             return
         keep = _spread(m, prm.max_nonlocal)
         root = np.asarray(exemplars.root, np.float32)[keep]
-        hell2 = np.maximum(0.0, 2.0 - 2.0 * (self.root @ root.T))  # (n, m)
-        dl = self.L.reshape(-1, 1) - np.asarray(exemplars.L, np.float64)[keep][None, :]
-        log_like = -0.5 * hell2 / prm.nonlocal_sigma**2 - 0.5 * (dl / prm.nonlocal_l_sigma) ** 2
+        log_like = self._log_likeness(root, np.asarray(exemplars.L, np.float64)[keep])  # (n, m)
         np.maximum(top, np.exp(log_like).max(axis=1), out=top)
         sharp = np.exp(prm.nonlocal_power * log_like)
         total += sharp.sum(axis=1)
@@ -749,7 +780,6 @@ def full_size(
     ``uv_full`` comes back unchanged.
     """
     from .resize import resample
-    from .smooth import guided_coefficients, guided_rows
 
     prm = GuideParams() if params is None else params
     change = np.asarray(guided_work, np.float32) - np.asarray(uv_work, np.float32)
@@ -757,10 +787,31 @@ def full_size(
         return uv_full
     if L is None or L_work is None or prm.upsample_radius <= 0:
         return uv_full + resample(change, uv_full.shape[:2])
+    return add_change(uv_full, L, change_coefficients(change, L_work, prm))
+
+
+def change_coefficients(change: np.ndarray, L_work: np.ndarray, params: GuideParams):
+    """The guided filter's coefficients ``(mean_a, mean_b)`` of a change to the working
+    chroma ``(h, w, 2)``, fitted against the working luminance ``L_work`` (radius
+    ``upsample_radius``, regularisation ``upsample_eps``): what :func:`add_change` brings
+    onto a full-resolution L."""
+    from .smooth import guided_coefficients
+
     L_work = np.asarray(L_work, np.float32)
-    mean_a, mean_b = guided_coefficients(
-        L_work / np.float32(100), change, int(prm.upsample_radius), prm.upsample_eps
+    return guided_coefficients(
+        L_work / np.float32(100),
+        np.asarray(change, np.float32),
+        int(params.upsample_radius),
+        params.upsample_eps,
     )
+
+
+def add_change(uv_full: np.ndarray, L: np.ndarray, coefficients) -> np.ndarray:
+    """``uv_full`` plus the change of :func:`change_coefficients` applied to the
+    full-resolution luminance ``L`` (so that it follows L's edges)."""
+    from .smooth import guided_rows
+
+    mean_a, mean_b = coefficients
     L = np.ascontiguousarray(L, np.float32)
     return uv_full + guided_rows(L, mean_a, mean_b, 0, L.shape[0], scale=0.01)
 
@@ -989,20 +1040,6 @@ def shrink(x: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.stack([downsample(x[..., c], shape) for c in range(x.shape[2])], axis=-1)
 
 
-def _merge_exemplars(exemplars) -> Exemplars | None:
-    """Several :class:`Exemplars` as one; None when there are none."""
-    exemplars = [e for e in exemplars if e is not None and len(e)]
-    if not exemplars:
-        return None
-    if len(exemplars) == 1:
-        return exemplars[0]
-    return Exemplars(
-        np.concatenate([e.root for e in exemplars]),
-        np.concatenate([e.L for e in exemplars]),
-        np.concatenate([e.uv for e in exemplars]),
-    )
-
-
 class HintSession:
     """One image made ready for colour hints: re-colorize it with any hints, quickly.
 
@@ -1070,23 +1107,13 @@ class HintSession:
             return out
         return out, ColorizeInfo(out.shape[0], out.shape[1], clipped, time.perf_counter() - t0)
 
-    def exemplars(self, hints=None, scribbles=None) -> Exemplars:
-        """These hints' pixels as the model sees them here (:class:`Exemplars`), to carry
-        them to other images by appearance (a video's other frames)."""
-        given = as_hints(hints, scribbles, self.shape)
-        work = to_working(given, self.L_work.shape)
-        root = np.sqrt(np.maximum(self.proba[work.index], 0.0)).astype(np.float32)
-        return Exemplars(root, self.L_work.ravel()[work.index].astype(np.float64), work.uv)
-
-    def uv(self, hints=None, scribbles=None, *, exemplars=()) -> np.ndarray:
+    def uv(self, hints=None, scribbles=None) -> np.ndarray:
         """The full-size chroma ``(H, W, 2)`` float32 with these hints (the automatic
-        chroma itself when there are none); ``exemplars``: :class:`Exemplars` of other
-        images (a video's key frames) that pull the pixels looking like them."""
+        chroma itself when there are none)."""
         given = as_hints(hints, scribbles, self.shape)
-        merged = _merge_exemplars(exemplars)
-        if not len(given) and merged is None:
+        if not len(given):
             return self.uv_auto
-        guided = self.guide.solve(to_working(given, self.guide.shape), merged)
+        guided = self.guide.solve(to_working(given, self.guide.shape))
         return full_size(
             self.uv_auto, self.uv_work, guided, L=self.L, L_work=self.L_work, params=self.params
         )

@@ -264,12 +264,13 @@ class Plan:
             out.append(after[0])
         return out
 
-    def hints_at(self, index: int):
+    def hints_at(self, index: int, acting: list[_Key] | None = None):
         """What reaches frame ``index``: ``(hints, tracked, exemplars)``: a key frame's own
         hints (on the key frame itself), the hinted points tracked to this frame and still
         alive (as :class:`~somcolor.guide.Hints`), and the appearance exemplars of the key
-        frames that reach it; None when no key frame does."""
-        acting = self.acting(index)
+        frames that reach it; None when no key frame does. ``acting``: the key frames
+        that reach it, when known (:meth:`acting`)."""
+        acting = self.acting(index) if acting is None else acting
         if not acting:
             return None
         own, tracked, exemplars = [], [], []
@@ -317,7 +318,7 @@ class Plan:
         )
         if not fresh:
             return frame.with_change(self._change)
-        hints, tracked, exemplars = self.hints_at(index)
+        hints, tracked, exemplars = self.hints_at(index, acting)
         for points, at_key, picked in tracked:
             # A tracked point pulls by its appearance: half the key frame's, half this
             # frame's where the motion took it (not as a disc, which would jump from pixel
@@ -366,33 +367,20 @@ class FrameGuide:
     def exemplars(self, hints: guide.Hints) -> guide.Exemplars:
         """These hints' pixels as the model sees them in this frame, one row per hint in
         the hints' order (two hints on one pixel give two rows)."""
-        h, w = self.guide.shape
-        H, W = hints.shape
-        col = np.clip(np.floor((hints.xy[:, 0] + 0.5) * w / W), 0, w - 1).astype(np.int64)
-        row = np.clip(np.floor((hints.xy[:, 1] + 0.5) * h / H), 0, h - 1).astype(np.int64)
-        index = row * w + col
+        index = guide.working_index(hints, self.guide.shape)
         return guide.Exemplars(self.guide.root[index], self.guide.L.ravel()[index], hints.uv)
 
     def uv(self, hints: guide.Hints, exemplars=()):
         """The frame's chroma ``(H, W, 2)`` with these hints and exemplars, and the
         change they made (guided filter coefficients, for :meth:`with_change`)."""
-        from .smooth import guided_coefficients
-
-        merged = guide._merge_exemplars(exemplars)
+        merged = guide.merge_exemplars(exemplars)
         guided = self.guide.solve(guide.to_working(hints, self.guide.shape), merged)
-        prm = self.params
-        change = guided - self.uv_small
-        coefficients = guided_coefficients(
-            self.L_small / np.float32(100), change, prm.upsample_radius, prm.upsample_eps
-        )
+        coefficients = guide.change_coefficients(guided - self.uv_small, self.L_small, self.params)
         return self.with_change(coefficients), coefficients
 
     def with_change(self, coefficients) -> np.ndarray:
         """The automatic chroma plus a solve's change brought onto this frame's L."""
-        from .smooth import guided_rows
-
-        mean_a, mean_b = coefficients
-        return self.uv_auto + guided_rows(self.L, mean_a, mean_b, 0, self.L.shape[0], scale=0.01)
+        return guide.add_change(self.uv_auto, self.L, coefficients)
 
 
 def _track_shape(shape: tuple[int, int]) -> tuple[int, int]:
