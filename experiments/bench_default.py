@@ -23,7 +23,12 @@ prints one row per target and writes ``experiments/results/bench_default.json``:
    median; the issue's target is 0.3 s).
 6. ``strip``: a 1 x 80 000 strip beside a 283 x 283 image (the same pixel count): time
    must grow with pixels, not with the image's shape.
-7. ``quality``: not timed here but read from ``make compare``'s BSDS500 summary (200 test
+7. ``arithmetic``: the MLP work of ``predict_uv`` on a 384x256 crop of the photo (the
+   network's multiply-adds per working pixel times the working pixels, over the median
+   time of the whole ``predict_uv``), in GFLOP/s, beside the same run's float32 2048 x
+   2048 matrix product through numpy (``a @ a``, median of ``--repeats``): the ratio is
+   how much of the machine's arithmetic prediction uses (issue 28's target: 35%).
+8. ``quality``: not timed here but read from ``make compare``'s BSDS500 summary (200 test
    photos): the default's row beside the previous, full-resolution default's row of the
    same run (PSNR, AuC, rebalanced AuC, colorfulness ratio); left out, with a line saying
    so, until ``make compare`` has written that summary for the current default.
@@ -302,6 +307,31 @@ def row_strip(model, repeats: int) -> dict:
     }
 
 
+def row_arithmetic(model, repeats: int) -> dict:
+    """GFLOP/s of ``predict_uv``'s MLP work against numpy's 2048^2 float32 matmul."""
+    from somcolor.color import luminance
+
+    predictor = model.predictor() if hasattr(model, "predictor") else model
+    photo = read_image(datasets.DATASETS["bsds500"].root / PHOTO)
+    L = np.ascontiguousarray(luminance(photo[:256, :384]), dtype=np.float32)
+    working = predictor.prior(L).shape
+    macs = sum(int(np.shape(W)[0]) * int(np.shape(W)[1]) for W in predictor.coefs)
+    flop = 2 * macs * working[0] * working[1]
+    predict = median_time(lambda: predictor.predict_uv(L), 4 * repeats)
+    a = np.random.default_rng(0).random((2048, 2048), dtype=np.float32)
+    matmul = median_time(lambda: a @ a, repeats)
+    ours, blas = flop / predict / 1e9, 2 * 2048**3 / matmul / 1e9
+    return {
+        "shape": list(L.shape),
+        "working": list(working),
+        "macs_per_pixel": macs,
+        "predict_uv_seconds": predict,
+        "predict_gflop_s": ours,
+        "matmul_2048_gflop_s": blas,
+        "ratio": ours / blas,
+    }
+
+
 def row_quality(summary_csv: Path = COMPARE_SUMMARY) -> dict | None:
     """The default's and the previous default's scores from ``make compare``'s summary, or
     None where that summary (for the current default's row) has not been written."""
@@ -322,9 +352,33 @@ def row_quality(summary_csv: Path = COMPARE_SUMMARY) -> dict | None:
 
 
 # ---------------------------------------------------------------------------- report
+def _cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas() -> list[str]:
+    """The BLAS libraries numpy uses, with their threads (threadpoolctl)."""
+    from threadpoolctl import threadpool_info
+
+    return [
+        f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')} "
+        f"{i.get('num_threads')} threads".replace("  ", " ")
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
+
+
 def _machine() -> dict:
     return {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_name(),
+        "blas": _blas(),
         "cpus": len(os.sched_getaffinity(0)),
         "load_1min": os.getloadavg()[0],
         "python": platform.python_version(),
@@ -381,6 +435,14 @@ def _print_rows(rows: dict) -> None:
                 f"quality, BSDS500 test ({q['images']} photos, make compare): "
                 + ", ".join(f"{k} {new[k]:.3f} (previous default {old[k]:.3f})" for k in QUALITY)
             )
+    a = rows.get("arithmetic")
+    if a:
+        print(
+            f"arithmetic: predict_uv {a['shape'][1]}x{a['shape'][0]} (working "
+            f"{a['working'][1]}x{a['working'][0]}) {a['predict_uv_seconds'] * 1000:.1f} ms, "
+            f"MLP work {a['predict_gflop_s']:.0f} GFLOP/s; numpy 2048^2 float32 matmul "
+            f"{a['matmul_2048_gflop_s']:.0f} GFLOP/s: ratio {a['ratio']:.0%}"
+        )
     s = rows.get("strip")
     if s:
         print(
@@ -397,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         "--skip",
         action="append",
         default=[],
-        choices=["photo", "12mp", "video", "strip", "reference", "hints", "quality"],
+        choices=["photo", "arithmetic", "12mp", "video", "strip", "reference", "hints", "quality"],
     )
     p.add_argument("--out", default=str(RESULTS_DIR / "bench_default.json"))
     args = p.parse_args(argv)
@@ -406,6 +468,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="somcolor-bench-") as tmp:
         if "photo" not in args.skip:
             rows["photo"] = row_photo(model, args.repeats)
+        if "arithmetic" not in args.skip:
+            rows["arithmetic"] = row_arithmetic(model, args.repeats)
         if "reference" not in args.skip:
             rows["reference"] = row_reference(model, args.repeats)
         if "hints" not in args.skip:
@@ -419,11 +483,13 @@ def main(argv: list[str] | None = None) -> int:
         if "quality" not in args.skip and args.model == "default":
             rows["quality"] = row_quality()
     _print_rows(rows)
+    machine = _machine()
+    print(f"CPU {machine['cpu']} ({machine['cpus']} cores); BLAS {', '.join(machine['blas'])}")
     result = {
         "model": args.model,
         "command": "python -m experiments.bench_default " + " ".join(argv or sys.argv[1:]),
         "rows": rows,
-        "machine": _machine(),
+        "machine": machine,
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     out = Path(args.out)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
+import threading
 
 import numba as nb
 
@@ -36,3 +38,74 @@ def threads_for(n_items: int):
         yield
     finally:
         nb.set_num_threads(saved)
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limit = None
+
+
+@contextlib.contextmanager
+def single_blas():
+    """Run numpy's matrix products inside on one BLAS thread each (callers share the
+    cores among their own threads, a tile each); reference-counted, so concurrent and
+    nested users restore the BLAS's own thread count only when the last one leaves.
+
+    >>> with single_blas():
+    ...     pass
+    """
+    global _blas_users, _blas_limit
+    from threadpoolctl import ThreadpoolController
+
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_limit = _controller(ThreadpoolController).limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
+
+
+_controllers: list = []
+
+
+def _controller(cls):
+    """One threadpoolctl controller per process (finding the BLAS libraries takes ~0.4 ms)."""
+    if not _controllers:
+        _controllers.append(cls())
+    return _controllers[0]
+
+
+#: Threads that share the tiles of :func:`somcolor.fused.context_uv` (None: numba's).
+_tile_threads: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "tile_threads", default=None
+)
+
+
+def tile_threads() -> int:
+    """How many threads share the matrix-product tiles of a prediction here."""
+    n = _tile_threads.get()
+    return nb.get_num_threads() if n is None else n
+
+
+@contextlib.contextmanager
+def share_tiles(n: int):
+    """Let ``n`` threads share the prediction's tiles inside, whatever numba's own
+    thread count (the tiles are claimed one at a time, so a helper that finds no free
+    core holds no one up: a video's colorizing thread can use the core the decoder
+    leaves idle).
+
+    >>> with share_tiles(2):
+    ...     tile_threads()
+    2
+    """
+    token = _tile_threads.set(max(1, int(n)))
+    try:
+        yield
+    finally:
+        _tile_threads.reset(token)

@@ -24,10 +24,14 @@ The kernels (``_``-prefixed) assume validated input. Their slow twins: for
 
 from __future__ import annotations
 
+import itertools
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import numba as nb
 import numpy as np
 
-from ._threads import threads_for
+from ._threads import SERIAL_BELOW, single_blas, threads_for, tile_threads
 from .network import _TILE, _layers, _output, work_items
 from .patches import _reflect
 
@@ -40,6 +44,10 @@ def _decode(row, mode, temperature, palette, uv):
     float32). ``mode`` is the decoder's :attr:`~somcolor.decode.Decoder.mode`: 0 the
     UV of the most probable column (argmax), 1 the expectation (mean), 2 the annealed
     mean, each computed as :mod:`somcolor.decode`'s function does.
+
+    Every kernel that calls it has the same ``fastmath`` and ``error_model``: numba
+    compiles (and caches) a callee once, with its first caller's, so callers with other
+    flags would make the outputs depend on which kernel a process compiled first.
     """
     n = row.shape[0]
     top = 0
@@ -222,60 +230,15 @@ def patch_uv(L, row0, height, r0, r1, k, mean, scale, packed, logistic, mode, te
     return uv, top
 
 
-@nb.njit(cache=True, nogil=True, parallel=True, fastmath={"contract"}, error_model="numpy")
-def _context_uv(
-    L,
-    r0,
-    r1,
-    k,
-    m,
-    level_data,
-    level_shapes,
-    level_starts,
-    position,
-    stats,
-    mean,
-    scale,
-    weights,
-    biases,
-    sizes,
-    logistic,
-    mode,
-    temperature,
-    palette,
-    uv,
-    top,
-):
-    """UV and the most probable column of every pixel in rows ``r0:r1`` of ``L``.
-
-    A pixel's features, in :func:`~somcolor.features.image_features`'s order: its
-    k x k patch of ``L``; for each coarse level ``l`` (``level_shapes[l]`` = ``(h, w)``,
-    stored row-major in ``level_data`` from ``level_starts[l]``) the m x m patch
-    around the coarse pixel covering the fine pixel's centre; with ``position`` its
-    row and column over ``H - 1`` and ``W - 1``; then ``stats`` (empty, or the image's
-    L mean and std). Borders are reflected. Each tile of pixels is standardized with
-    ``mean``/``scale`` as :func:`~somcolor.network.forward` does (the same float32
-    inputs), goes through the network and is decoded by ``mode``: 0 the argmax, 1 the
-    mean, 2 the annealed mean (:mod:`somcolor.decode`). A logistic network is decoded
-    by :func:`_decode`; a softmax one from its logits, equal to
-    decoding its probabilities up to float32 rounding (the most probable column is
-    the largest logit: where two probabilities tie in float32 it may pick the other
-    of the two). ``uv`` is ``((r1 - r0) * W, 2)`` float32, ``top`` ``((r1 - r0) * W,)``.
-    Inputs assumed validated.
-    """
-    H, W = L.shape
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _context_maps(W, k, m, level_shapes):
+    """The column maps of :func:`_context_features`, reflected once per image: patch
+    column ``dx`` of fine column ``c`` is ``colmap[dx, c]`` in L and ``coarse[l, dx, c]``
+    in level ``l``; ``column[c]`` is the column's relative position. A run of pixels
+    along a row reads contiguous entries of them."""
     h = k // 2
     hm = m // 2
-    n = (r1 - r0) * W
     n_levels = level_shapes.shape[0]
-    n_stats = stats.shape[0]
-    n_features = sizes[0]
-    n_layers = sizes.shape[0] - 1
-    width = sizes.max()
-    n_classes = palette.shape[0]
-    # Column maps, reflected once: patch column dx of fine column c is colmap[dx, c]
-    # in L and coarse[l, dx, c] in level l; a run of pixels along a row reads
-    # contiguous entries of them.
     colmap = np.empty((k, W), dtype=np.uint64)
     for dx in range(k):
         for c in range(W):
@@ -290,100 +253,176 @@ def _context_uv(
     column = np.empty(W, dtype=np.float32)
     for c in range(W):
         column[c] = c / max(W - 1, 1)
-    for tile in nb.prange((n + _TILE - 1) // _TILE):
-        p0 = tile * _TILE
-        size = min(n, p0 + _TILE) - p0
-        a = np.zeros((width, _TILE), dtype=np.float32)
-        b = np.zeros((width, _TILE), dtype=np.float32)
-        row = np.empty(n_classes, dtype=np.float32)
-        # The tile's raw features, one run of pixels along an image row at a time:
-        # every feature of the run is read from one row of L or of a level (the
-        # column maps are unsigned, so the reads need no negative-index test).
-        t0 = 0
-        while t0 < size:
-            r = r0 + (p0 + t0) // W
-            c0 = (p0 + t0) - (r - r0) * W
-            run = min(size - t0, W - c0)
-            inner = c0 >= h and c0 + run + h <= W
-            f = 0
-            for dy in range(k):
-                line = L[_reflect(r + dy - h, H)]
-                for dx in range(k):
-                    dst = a[f, t0 : t0 + run]
-                    if inner:
-                        dst[:] = line[c0 + dx - h : c0 + dx - h + run]
-                    else:
-                        cols = colmap[dx, c0 : c0 + run]
-                        for j in range(run):
-                            dst[j] = line[cols[j]]
-                    f += 1
-            for lv in range(n_levels):
-                lh, lw = level_shapes[lv, 0], level_shapes[lv, 1]
-                cr = min(np.int64((r + 0.5) * lh / H), lh - 1)
-                for dy in range(m):
-                    at = level_starts[lv] + _reflect(cr + dy - hm, lh) * lw
-                    line = level_data[at : at + lw]
-                    for dx in range(m):
-                        dst = a[f, t0 : t0 + run]
-                        cols = coarse[lv, dx, c0 : c0 + run]
-                        for j in range(run):
-                            dst[j] = line[cols[j]]
-                        f += 1
-            if position:
-                a[f, t0 : t0 + run] = np.float32(r / max(H - 1, 1))
-                a[f + 1, t0 : t0 + run] = column[c0 : c0 + run]
-                f += 2
-            for s in range(n_stats):
-                a[f, t0 : t0 + run] = stats[s]
+    return colmap, coarse, column
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _context_features(
+    L,
+    r0,
+    p0,
+    size,
+    k,
+    m,
+    level_data,
+    level_shapes,
+    level_starts,
+    position,
+    stats,
+    mean,
+    scale,
+    colmap,
+    coarse,
+    column,
+    a,
+):
+    """The standardized features of pixels ``p0:p0 + size`` of rows ``r0:`` of ``L``
+    (counted row-major from row ``r0``) into ``a[:, :size]`` (features x pixels: each
+    feature a contiguous run; ``a[:, :size].T`` is the pixels' feature matrix).
+
+    A pixel's features, in :func:`~somcolor.features.image_features`'s order: its
+    k x k patch of ``L``; for each coarse level ``l`` (``level_shapes[l]`` = ``(h, w)``,
+    stored row-major in ``level_data`` from ``level_starts[l]``) the m x m patch
+    around the coarse pixel covering the fine pixel's centre; with ``position`` its
+    row and column over ``H - 1`` and ``W - 1``; then ``stats`` (empty, or the image's
+    L mean and std). Borders are reflected (``colmap``, ``coarse`` and ``column`` from
+    :func:`_context_maps`), then standardized as :func:`~somcolor.network.forward`
+    does. Inputs assumed validated.
+    """
+    H, W = L.shape
+    h = k // 2
+    hm = m // 2
+    n_levels = level_shapes.shape[0]
+    n_stats = stats.shape[0]
+    n_features = a.shape[0]
+    # The tile's raw features, one run of pixels along an image row at a time:
+    # every feature of the run is read from one row of L or of a level (the
+    # column maps are unsigned, so the reads need no negative-index test).
+    t0 = 0
+    while t0 < size:
+        r = r0 + (p0 + t0) // W
+        c0 = (p0 + t0) - (r - r0) * W
+        run = min(size - t0, W - c0)
+        inner = c0 >= h and c0 + run + h <= W
+        f = 0
+        for dy in range(k):
+            line = L[_reflect(r + dy - h, H)]
+            for dx in range(k):
+                dst = a[f, t0 : t0 + run]
+                if inner:
+                    dst[:] = line[c0 + dx - h : c0 + dx - h + run]
+                else:
+                    cols = colmap[dx, c0 : c0 + run]
+                    for j in range(run):
+                        dst[j] = line[cols[j]]
                 f += 1
-            t0 += run
-        # Standardized as forward does, a feature at a time across the tile.
-        for f in range(n_features):
-            mu, sd = mean[f], scale[f]
-            src = a[f]
-            for t in range(_TILE):
-                src[t] = (src[t] - mu) / sd
-        _layers(a, b, weights, biases, sizes)
-        out = b if n_layers % 2 == 1 else a
-        if logistic:
-            for t in range(size):
-                _output(out, t, sizes[n_layers], logistic, row)
-                top[p0 + t] = _decode(row, mode, temperature, palette, uv[p0 + t])
-            continue
-        # Softmax, decoded from the logits a class at a time across the tile (the loops
-        # over the tile's pixels are innermost). The most probable class is the largest
-        # logit; the annealed mean's p ** (1 / T), renormalised, is the softmax of the
-        # logits over T, so no probability and no logarithm is computed.
-        high = out[0].copy()
-        best = np.zeros(_TILE, dtype=np.int64)
-        for j in range(1, n_classes):
-            z = out[j]
-            for t in range(_TILE):
-                better = z[t] > high[t]
-                best[t] = j if better else best[t]
-                high[t] = z[t] if better else high[t]
-        if mode == 0:
-            for t in range(size):
-                top[p0 + t] = best[t]
-                uv[p0 + t, 0] = palette[best[t], 0]
-                uv[p0 + t, 1] = palette[best[t], 1]
-            continue
-        tau = temperature if mode == 2 else np.float32(1)
-        total = np.zeros(_TILE, dtype=np.float32)
-        u = np.zeros(_TILE, dtype=np.float32)
-        v = np.zeros(_TILE, dtype=np.float32)
-        for j in range(n_classes):
-            z = out[j]
-            pu, pv = palette[j, 0], palette[j, 1]
-            for t in range(_TILE):
-                e = np.exp((z[t] - high[t]) / tau)
-                total[t] += e
-                u[t] += e * pu
-                v[t] += e * pv
+        for lv in range(n_levels):
+            lh, lw = level_shapes[lv, 0], level_shapes[lv, 1]
+            cr = min(np.int64((r + 0.5) * lh / H), lh - 1)
+            for dy in range(m):
+                at = level_starts[lv] + _reflect(cr + dy - hm, lh) * lw
+                line = level_data[at : at + lw]
+                for dx in range(m):
+                    dst = a[f, t0 : t0 + run]
+                    cols = coarse[lv, dx, c0 : c0 + run]
+                    for j in range(run):
+                        dst[j] = line[cols[j]]
+                    f += 1
+        if position:
+            a[f, t0 : t0 + run] = np.float32(r / max(H - 1, 1))
+            a[f + 1, t0 : t0 + run] = column[c0 : c0 + run]
+            f += 2
+        for s in range(n_stats):
+            a[f, t0 : t0 + run] = stats[s]
+            f += 1
+        t0 += run
+    for f in range(n_features):
+        mu, sd = mean[f], scale[f]
+        src = a[f]
         for t in range(size):
-            top[p0 + t] = best[t]
-            uv[p0 + t, 0] = u[t] / total[t]
-            uv[p0 + t, 1] = v[t] / total[t]
+            src[t] = (src[t] - mu) / sd
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _bias_relu(h, size, bias, relu):
+    """``h[:size] += bias``, then ``max(h, 0)`` if ``relu``, in place."""
+    n_out = h.shape[1]
+    for t in range(size):
+        row = h[t]
+        for j in range(n_out):
+            x = row[j] + bias[j]
+            row[j] = max(x, np.float32(0)) if relu else x
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _shift_logits(z, size, inverse_temperature, shifted, top, p0):
+    """Each softmax row of logits ``z[:size]`` -> its largest logit's column in
+    ``top[p0:]`` and ``(z - max) / T`` in ``shifted`` (``exp`` of which is the
+    probabilities to the power ``1 / T``, up to the row's sum)."""
+    n_classes = z.shape[1]
+    for t in range(size):
+        row = z[t]
+        best = 0
+        high = row[0]
+        for j in range(1, n_classes):
+            if row[j] > high:
+                high = row[j]
+                best = j
+        top[p0 + t] = best
+        out = shifted[t]
+        for j in range(n_classes):
+            out[j] = (row[j] - high) * inverse_temperature
+
+
+@nb.njit(cache=True, nogil=True, fastmath={"contract"}, error_model="numpy")
+def _decode_logistic(z, size, mode, temperature, palette, uv, top, p0):
+    """A single logistic unit's rows ``z[:size, 0]`` -> two columns' probabilities,
+    decoded by :func:`_decode` into ``uv[p0:]`` and ``top[p0:]``."""
+    row = np.empty(2, dtype=np.float32)
+    for t in range(size):
+        p = np.float32(1) / (np.float32(1) + np.exp(-z[t, 0]))
+        row[0] = np.float32(1) - p
+        row[1] = p
+        top[p0 + t] = _decode(row, mode, temperature, palette, uv[p0 + t])
+
+
+#: Pixels per tile of :func:`context_uv`: a tile's features and activations (about 1.3 kB
+#: a pixel for the default's 101 -> 64 -> 64 -> 100 network) stay in a core's L2 cache
+#: while every layer is applied to them as one float32 matrix product.
+CONTEXT_TILE = 1024
+
+
+class _Tiles:
+    """Per-thread scratch of :func:`context_uv` (reused across tiles and calls)."""
+
+    _local = threading.local()
+
+    @classmethod
+    def get(cls, n_features: int, widths: tuple[int, ...]) -> dict:
+        key = (n_features, widths)
+        cache = getattr(cls._local, "cache", None)
+        if cache is None or cache["key"] != key:
+            cache = {
+                "key": key,
+                "a": np.zeros((n_features, CONTEXT_TILE), dtype=np.float32),
+                "h": [np.empty((CONTEXT_TILE, w), dtype=np.float32) for w in widths],
+                "shifted": np.empty((CONTEXT_TILE, widths[-1]), dtype=np.float32),
+            }
+            cls._local.cache = cache
+        return cache
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The threads that share :func:`context_uv`'s tiles (one per numba thread)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(nb.config.NUMBA_NUM_THREADS, "somcolor-tiles")
+        return _POOL
 
 
 def context_uv(
@@ -402,8 +441,18 @@ def context_uv(
     palette,
     r0: int = 0,
     r1: int | None = None,
+    proba: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """UV and the most probable column of rows ``r0:r1`` of a working-resolution ``L``.
+
+    The pixels go a tile of :data:`CONTEXT_TILE` at a time: their features are gathered
+    (:func:`_context_features`), each layer is one float32 matrix product (BLAS, one
+    thread per tile, the tiles shared among the cores), and the logits are decoded; so
+    memory is bounded by the tile, not the image. A softmax network is decoded from its
+    logits, equal to decoding its probabilities up to float32 rounding (the most
+    probable column is the largest logit: where two probabilities tie in float32 it may
+    pick the other of the two; the annealed mean's ``p ** (1 / T)``, renormalised, is
+    the softmax of the logits over T).
 
     Parameters
     ----------
@@ -429,6 +478,9 @@ def context_uv(
         The UV of each column (``codebook[classes]``).
     r0, r1 : int
         The rows to colorize (``r1`` None: to the last row).
+    proba : float32 ndarray of shape ((r1 - r0) * W, n_classes), optional
+        Filled with the code probabilities (softmax networks), as
+        :func:`~somcolor.network.forward` gives them up to float32 rounding.
 
     Returns
     -------
@@ -453,31 +505,94 @@ def context_uv(
     stats = (
         np.asarray(stats, dtype=np.float32) if spec.image_stats else np.empty(0, dtype=np.float32)
     )
+    k, m = spec.patch_size, spec.scale_patch_size
+    colmap, coarse, column = _context_maps(W, k, m, level_shapes)
+    mean = np.ascontiguousarray(mean, dtype=np.float32)
+    scale = np.ascontiguousarray(scale, dtype=np.float32)
+    sizes = [int(s) for s in sizes]
+    layers, w_at, b_at = [], 0, 0
+    for n_in, n_out in itertools.pairwise(sizes):
+        W_layer = np.asarray(weights[w_at : w_at + n_in * n_out], np.float32)
+        layers.append(
+            (W_layer.reshape(n_in, n_out), np.asarray(biases[b_at : b_at + n_out], np.float32))
+        )
+        w_at += n_in * n_out
+        b_at += n_out
+    palette = np.ascontiguousarray(palette, dtype=np.float32)
+    # The decoded UV's numerator and denominator as one product: exp(shifted) @ [palette | 1].
+    palette_one = np.ascontiguousarray(np.hstack([palette, np.ones((len(palette), 1), np.float32)]))
+    inverse_temperature = np.float32(1 / temperature if mode == 2 else 1)
     n = (r1 - r0) * W
     uv = np.empty((n, 2), dtype=np.float32)
     top = np.empty(n, dtype=np.int64)
-    with threads_for(work_items(n, sizes)):
-        _context_uv(
+
+    def tile(p0: int) -> None:
+        size = min(n, p0 + CONTEXT_TILE) - p0
+        scratch = _Tiles.get(sizes[0], tuple(sizes[1:]))
+        a = scratch["a"]
+        _context_features(
             L,
             r0,
-            r1,
-            spec.patch_size,
-            spec.scale_patch_size,
+            p0,
+            size,
+            k,
+            m,
             level_data,
             level_shapes,
             level_starts,
             bool(spec.position),
             stats,
-            np.ascontiguousarray(mean, dtype=np.float32),
-            np.ascontiguousarray(scale, dtype=np.float32),
-            np.ascontiguousarray(weights, dtype=np.float32),
-            np.ascontiguousarray(biases, dtype=np.float32),
-            np.ascontiguousarray(sizes, dtype=np.int64),
-            bool(logistic),
-            int(mode),
-            np.float32(temperature),
-            np.ascontiguousarray(palette, dtype=np.float32),
-            uv,
-            top,
+            mean,
+            scale,
+            colmap,
+            coarse,
+            column,
+            a,
         )
+        x = a[:, :size].T  # the first product reads the transposed tile as fast
+        for i, (W_layer, b) in enumerate(layers):
+            h = scratch["h"][i][:size]
+            np.matmul(x, W_layer, out=h)
+            _bias_relu(h, size, b, i < len(layers) - 1)
+            x = h
+        if logistic:
+            _decode_logistic(x, size, mode, np.float32(temperature), palette, uv, top, p0)
+            return
+        # exp(shifted) @ [palette | 1]: the decoded UV's numerator and denominator.
+        e = scratch["shifted"][:size] if proba is None else proba[p0 : p0 + size]
+        _shift_logits(x, size, inverse_temperature, e, top, p0)
+        if mode != 0:
+            np.exp(e, out=e)
+            sums = e @ palette_one
+            uv[p0 : p0 + size] = sums[:, :2] / sums[:, 2:]
+        else:
+            uv[p0 : p0 + size] = palette[top[p0 : p0 + size]]
+        if proba is None:
+            return
+        if mode == 1:  # the probabilities are e over its sum
+            e /= sums[:, 2:]
+            return
+        _shift_logits(x, size, np.float32(1), e, top, p0)
+        np.exp(e, out=e)
+        e /= e.sum(axis=1, keepdims=True)
+
+    starts = range(0, n, CONTEXT_TILE)
+    threads = min(len(starts), tile_threads())
+    if work_items(n, np.asarray(sizes)) < SERIAL_BELOW:
+        threads = 1
+    claimed = itertools.count()  # next() on it is atomic under the GIL
+
+    def share() -> None:  # the next unclaimed tile, until none is left
+        i = next(claimed)
+        while i < len(starts):
+            tile(starts[i])
+            i = next(claimed)
+
+    with single_blas():
+        # A helper that finds no core free claims fewer tiles: no one waits for it
+        # beyond the tile it is on. Each tile's result does not depend on who does it.
+        others = [_pool().submit(share) for _ in range(1, threads)]
+        share()
+        for future in others:
+            future.result()
     return uv, top

@@ -292,7 +292,7 @@ class Predictor:
         size: the one :class:`Prior` every path starts from (module docstring).
 
         The chroma comes from the fused kernel of the model's features; with ``proba``
-        the code probabilities are computed too (the unfused path, the same network).
+        the code probabilities are computed too (for a context model in the same pass).
         With smoothing, the guided filter's coefficients are fitted at the working size
         (guide: the working L / 100, radius ``smooth_radius`` x its long side) and
         :meth:`Prior.rows` applies them to the full-resolution L (He & Sun's fast
@@ -382,6 +382,13 @@ class Predictor:
         """``(uv (h * w, 2) float32, top, proba or None)`` of a working-size L: the decoded
         chroma before smoothing (the fused kernel), and the probabilities if asked for.
         :class:`~somcolor.model.Model` blends here when it carries a reference match."""
+        if proba and not self.feature_spec.patch_only and self.out_activation != "logistic":
+            # One pass over the tiles gives both (the context kernel's matrix products).
+            h, w = L_work.shape
+            probabilities = np.empty((h * w, len(self.classes)), np.float32)
+            prepared = _Prepared(L_work, self.feature_spec)
+            uv, top = self._context_rows(prepared, 0, h, proba=probabilities)
+            return uv, top, probabilities
         uv, top = self._work_uv(L_work)
         return uv, top, (self._proba_at(L_work)[0] if proba else None)
 
@@ -436,9 +443,10 @@ class Predictor:
             self.codebook[self.classes],
         )
 
-    def _context_rows(self, prepared: _Prepared, r0: int, r1: int):
+    def _context_rows(self, prepared: _Prepared, r0: int, r1: int, proba=None):
         """UV ``(n, 2)`` float32 and the most probable column of rows ``r0:r1`` of a
-        prepared image (context kernel: coarse levels, position, statistics)."""
+        prepared image (context kernel: coarse levels, position, statistics); with
+        ``proba`` (``(n, n_classes)`` float32, softmax networks) the probabilities too."""
         weights, biases, sizes = self._packed
         return context_uv(
             prepared.L,
@@ -456,6 +464,7 @@ class Predictor:
             self.codebook[self.classes],
             r0,
             r1,
+            proba,
         )
 
     def _forward(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:

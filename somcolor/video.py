@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._threads import threads_for
+from ._threads import share_tiles, threads_for
 from .color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
 from .exceptions import SomcolorError
 from .io import atomic_write
@@ -514,11 +514,12 @@ class _Transcoder:
     def _colorize_batch(self, frames: list) -> list:
         """Colorize decoded RGB frames in order (on the colorizing thread).
 
-        The kernels run on this one thread: the other core decodes and encodes, and a
-        parallel region would wait for it.
+        numba's kernels run on this one thread: the other core decodes and encodes, and a
+        parallel region would wait for it. The prediction's tiles are shared with a
+        second thread, claimed one at a time, so it uses what the decoder leaves idle.
         """
         out = []
-        with threads_for(0):
+        with threads_for(0), share_tiles(2):
             for rgb in frames:
                 out.append(
                     colorize_frame(self.model, rgb, self.smoother, self.plan, self.colored)[::2]

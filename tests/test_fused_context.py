@@ -151,3 +151,63 @@ def test_fused_kernel_matches_with_the_default_model(default_model, shape, decod
     uv, top = _fused(L, spec, model, decoder)
     proba, ref_uv = _unfused(L, spec, model, decoder)
     _assert_same(uv, top, proba, ref_uv, decoder)
+
+
+def _fused_proba(L, spec, model, decoder):
+    """The fused kernel's UV, columns and probabilities."""
+    prep = _Prepared(L, spec)
+    proba = np.empty((L.size, len(model.classes)), np.float32)
+    weights, biases, sizes = pack(model.coefs, model.intercepts)
+    uv, top = context_uv(
+        prep.L,
+        spec,
+        prep.levels,
+        prep.stats,
+        model.mean,
+        model.scale,
+        weights,
+        biases,
+        sizes,
+        False,
+        MODES[decoder],
+        model.temperature,
+        model.codebook[model.classes].astype(np.float32),
+        proba=proba,
+    )
+    return uv, top, proba
+
+
+@pytest.mark.parametrize("decoder", sorted(MODES))
+@pytest.mark.parametrize("spec", SPECS[::3], ids=repr)
+def test_fused_kernel_gives_the_networks_probabilities_in_the_same_pass(spec, decoder):
+    L = _L((40, 37), seed=5)
+    model = _Model(spec)
+    uv, top, proba = _fused_proba(L, spec, model, decoder)
+    ref_proba, ref_uv = _unfused(L, spec, model, decoder)
+    np.testing.assert_allclose(proba, ref_proba, rtol=1e-5, atol=1e-6)
+    _assert_same(uv, top, ref_proba, ref_uv, decoder)
+    # The UV is what the kernel gives without the probabilities.
+    uv_alone, top_alone = _fused(L, spec, model, decoder)
+    np.testing.assert_array_equal(uv, uv_alone)
+    np.testing.assert_array_equal(top, top_alone)
+
+
+def test_tiles_shared_among_threads_give_the_one_thread_result(default_model):
+    import numba
+
+    from somcolor.fused import CONTEXT_TILE
+
+    model = default_model
+    L = _L((211, 307), seed=6)  # 64 777 pixels: many tiles, the last one partial
+    assert L.size > 40 * CONTEXT_TILE and L.size % CONTEXT_TILE
+    uv, top = _fused(L, model.feature_spec, model, "annealed")
+    saved = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        uv_one, top_one = _fused(L, model.feature_spec, model, "annealed")
+    finally:
+        numba.set_num_threads(saved)
+    np.testing.assert_array_equal(uv, uv_one)
+    np.testing.assert_array_equal(top, top_one)
+    proba, ref_uv = _unfused(L, model.feature_spec, model, "annealed")
+    _assert_same(uv, top, proba, ref_uv, "annealed")

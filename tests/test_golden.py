@@ -7,7 +7,9 @@ BSDS500 test photos (``data/raw/bsds500/test``), through each inference path: th
 L-patch kernel at full resolution (``fast``), the context kernel with the guided
 upsampling (``default``), another working size, and the soft decoders. A deliberate
 change of the models or of their numerics updates them: ``python -m tests.test_golden``
-prints the current values.
+prints the current values. The context kernel's layers became float32 matrix products
+on 2026-12-06 (issue 28): three ``default`` outputs changed, by one 8-bit level at
+about one pixel in 100 000.
 """
 
 from __future__ import annotations
@@ -36,12 +38,12 @@ GOLDEN = {
     "default": {
         "100007.jpg": "92dd3ceeb410aa82",
         "101027.jpg": "5766496649777a4d",
-        "10081.jpg": "503d7da6d967389c",
+        "10081.jpg": "492d379457129a96",
     },
     "default-work240": {
         "100007.jpg": "b02a903ada5d3d61",
-        "101027.jpg": "3079b00836a1f510",
-        "10081.jpg": "fa364a5287d1324c",
+        "101027.jpg": "9bcbf0eee5a4a966",
+        "10081.jpg": "ff73e7fd549279d2",
     },
     "fast": {
         "100007.jpg": "eaba6082c55227cd",
