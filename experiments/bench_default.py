@@ -229,6 +229,8 @@ def row_video(model_name: str) -> dict:
     return {
         "size": row["size"],
         "frames_per_s": row["frames_per_s"],
+        "floor_frames_per_s": row["floor_frames_per_s"],
+        "ratio_to_floor": row["ratio_to_floor"],
         "stage_ms_per_frame": row["stage_ms_per_frame"],
         "peak_rss_mb": rss,
     }
@@ -409,7 +411,8 @@ def _print_rows(rows: dict) -> None:
     v = rows.get("video")
     if v:
         print(
-            f"video {v['size']}: {v['frames_per_s']:.2f} frames/s; "
+            f"video {v['size']}: {v['frames_per_s']:.2f} frames/s, {v['ratio_to_floor']:.1f}x the "
+            f"time of decode + tint + encode ({v['floor_frames_per_s']:.0f} frames/s); "
             f"ms/frame {v['stage_ms_per_frame']}"
         )
     r = rows.get("reference")

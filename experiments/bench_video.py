@@ -9,6 +9,10 @@ by then) and after the last batch (flat = streaming works), and the peak. A long
 checks the memory: ``--sizes 320x240 --seconds 40``. The resolved config, versions and machine go to
 ``experiments/results/bench_video_<sizes>.json``.
 
+Beside each size, the *floor*: the same clip decoded, given a fixed tint (a per-channel
+scale of its RGB) and re-encoded with the same codec and settings through PyAV, end to end
+(audio left out); ``ratio_to_floor`` is colorizing's time over it (issue 28's target: 5).
+
 ``python -m experiments.bench_video --make-clip out/demo.mp4`` only writes the demo
 clip: film-grained gray pans over two BSDS500 photos with a scene cut between them,
 and a stereo tone that changes pitch at the cut (so audio sync can be checked by ear).
@@ -174,6 +178,27 @@ def _stages(clip: Path, model, config: BenchConfig) -> dict:
     return {k: v / len(frames) for k, v in timings.items()}
 
 
+def floor_seconds(clip: Path, out_path: Path, config: BenchConfig) -> float:
+    """Decode ``clip``, tint every frame, encode it as ``colorize_video`` does: seconds."""
+    import av
+
+    tint = np.array([1.0, 0.9, 0.75], np.float32)
+    t0 = time.perf_counter()
+    with av.open(str(clip)) as inp, av.open(str(out_path), "w") as out:
+        video = inp.streams.video[0]
+        video.codec_context.thread_type = "AUTO"
+        options = {"crf": str(config.crf), "preset": config.preset}
+        stream = out.add_stream("libx264", rate=video.average_rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        for frame in inp.decode(video):
+            rgb = (frame.to_ndarray(format="rgb24") * tint).astype(np.uint8)
+            oframe = av.VideoFrame.from_ndarray(rgb, "rgb24").reformat(format="yuv420p")
+            oframe.pts, oframe.time_base = frame.pts, frame.time_base
+            out.mux(stream.encode(oframe))
+        out.mux(stream.encode())
+    return time.perf_counter() - t0
+
+
 def bench_size(size, model, config: BenchConfig, folder: Path) -> dict:
     from somcolor.video import colorize_video
 
@@ -191,11 +216,15 @@ def bench_size(size, model, config: BenchConfig, folder: Path) -> dict:
         progress=lambda done, total: rss.append(_rss_mb()),
     )
     stages = _stages(clip, model, config)
+    floor = floor_seconds(clip, folder / f"tint_{size[0]}x{size[1]}.mp4", config)
     return {
         "size": f"{size[0]}x{size[1]}",
         "frames": report.frames,
         "seconds": round(report.seconds, 2),
         "frames_per_s": round(report.frames / report.seconds, 2),
+        "floor_seconds": round(floor, 2),
+        "floor_frames_per_s": round(report.frames / floor, 2),
+        "ratio_to_floor": round(report.seconds / floor, 2),
         "stage_ms_per_frame": {k: round(1000 * v, 1) for k, v in stages.items()},
         "predict_uv_share": round(stages["predict_uv"] / sum(stages.values()), 2),
         "rss_mb_first_batch": round(rss[0], 1),
@@ -218,9 +247,17 @@ def _machine() -> dict:
     except (OSError, StopIteration):
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    from threadpoolctl import threadpool_info
+
+    blas = [
+        f"{i.get('internal_api')} {i.get('version')}"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
     return {
         "cpus": os.cpu_count(),
         "cpu": cpu,
+        "blas": blas,
         "load_1min": load,
         "python": platform.python_version(),
     }
@@ -288,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
             st = row["stage_ms_per_frame"]
             print(
                 f"{row['size']:>9}: {row['frames_per_s']:6.2f} frames/s end to end "
-                f"({row['frames']} frames in {row['seconds']} s); ms/frame: "
+                f"({row['frames']} frames in {row['seconds']} s), {row['ratio_to_floor']:.1f}x "
+                f"the floor's {row['floor_frames_per_s']:.1f} frames/s; ms/frame: "
                 + ", ".join(f"{k} {v}" for k, v in st.items())
                 + f"; predict_uv {row['predict_uv_share']:.0%} of the stages; RSS "
                 f"{row['rss_mb_first_batch']:.0f} MB after the first batch, "
@@ -299,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     machine = _machine()
     print(
         f"model {config.model}, working size {model.work_size or 'full'} px; "
-        f"peak RSS {peak:.0f} MB; {machine['cpus']} CPUs ({machine['cpu']}), "
+        f"peak RSS {peak:.0f} MB; {machine['cpus']} CPUs ({machine['cpu']}; BLAS "
+        f"{', '.join(machine['blas'])}), "
         f"load {machine['load_1min']:.2f} at the end"
     )
     result = {

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._threads import share_tiles, threads_for
+from ._threads import share_tiles, single_blas, threads_for
 from .color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
 from .exceptions import SomcolorError
 from .io import atomic_write
@@ -519,7 +519,7 @@ class _Transcoder:
         second thread, claimed one at a time, so it uses what the decoder leaves idle.
         """
         out = []
-        with threads_for(0), share_tiles(2):
+        with threads_for(0), share_tiles(2), single_blas():
             for rgb in frames:
                 out.append(
                     colorize_frame(self.model, rgb, self.smoother, self.plan, self.colored)[::2]
