@@ -30,6 +30,8 @@ byte whatever the number of workers or threads.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import glob
 import hashlib
 import json
 import logging
@@ -66,8 +68,8 @@ MIN_FILES_PER_WORKER = 16
 #: Files sent to a local worker ahead of the one it is colourising, so it never waits.
 AHEAD = 2
 
-#: A file is given up after this many worker processes died while it was in their hands
-#: (the same as Dask's ``allowed-failures`` default, 3, plus the first try).
+#: Tries of a file whose worker processes die while it is in their hands: after the 4th
+#: death it is logged as failed (the first try and 3 more, as Dask's ``allowed-failures``).
 MAX_TRIES = 4
 
 #: Files in one Dask task; tasks in flight are at most twice the cluster's threads.
@@ -123,6 +125,7 @@ class RunLog:
     def __init__(self, path):
         self.path = Path(path)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
             size = os.fstat(self._fd).st_size
             if size and _last_byte(self.path) != b"\n":
@@ -216,9 +219,7 @@ def iter_images(
                 plan.append(("dir", item))
         elif item.exists():
             plan.append(("file", item))
-        elif _has_magic(str(item)):
-            import glob
-
+        elif glob.has_magic(str(item)):
             matches = sorted(glob.glob(str(item), recursive=recursive))
             files = [Path(m) for m in matches if Path(m).is_file()]
             plan.extend(("file", f) for f in files or [item])
@@ -239,10 +240,6 @@ def iter_images(
             continue
         seen.add(resolved)
         yield Found(path)
-
-
-def _has_magic(text: str) -> bool:
-    return any(c in text for c in "*?[")
 
 
 def _listed_by(resolved: Path, roots: set[Path], recursive: bool) -> bool:
@@ -519,12 +516,14 @@ def colorize_batch(model, jobs: list[tuple[str, str]], options: WriteOptions) ->
 @contextlib.contextmanager
 def scratch_folder(out_dir) -> Iterator[Path | None]:
     """This run's folder for temporary files, ``OUT/.somcolor-tmp/run-*`` (None without
-    an output folder), removed at the end; the folders of runs that were killed are
-    removed first (a run holds a lock on its folder while it lives)."""
+    an output folder), removed at the end (with the output folder, if this made it and
+    nothing was written there); the folders of runs that were killed are removed first
+    (a run holds a lock on its folder while it lives)."""
     if out_dir is None:
         yield None
         return
     base = Path(out_dir) / SCRATCH
+    missing = [d for d in (Path(out_dir), *Path(out_dir).parents) if not d.exists()]
     try:
         base.mkdir(parents=True, exist_ok=True)
         for old in base.iterdir():
@@ -542,6 +541,8 @@ def scratch_folder(out_dir) -> Iterator[Path | None]:
         os.close(lock)
         with contextlib.suppress(OSError):
             base.rmdir()  # only if no other run uses it
+            for folder in missing:  # a run that wrote nothing leaves no empty folders
+                folder.rmdir()
 
 
 def _lock(fd: int, *, wait: bool) -> bool:
@@ -630,14 +631,15 @@ def _stop_on_sigterm(signum, frame):
 
 
 def _worker_main(conn, model, options: WriteOptions, threads: int) -> None:
-    """A local worker process: colourise the ``(index, src, dst)`` it is sent, one at a
-    time, answering ``(index, Record)``, until it is sent None or its pipe closes.
-    Ctrl-C is the parent's to handle; SIGTERM stops it cleanly."""
+    """A local worker process: say ``("ready", pid)``, then colourise the ``(index, src,
+    dst)`` it is sent, one at a time, answering ``(index, Record)``, until it is sent None
+    or its pipe closes. Ctrl-C is the parent's to handle; SIGTERM stops it cleanly."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if hasattr(signal, "pthread_sigmask"):
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # now ignored
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     _limit_threads(threads)
+    conn.send(("ready", os.getpid()))
     while True:
         try:
             task = conn.recv()
@@ -654,13 +656,14 @@ class _Worker:
     process: object
     conn: object
     jobs: dict  #: index -> Job, sent and not answered
-    answered: bool = False
+    ready: bool = False  #: started: it said so
 
 
 class _LocalPool:
     """Worker processes (``spawn``), each sent the model once, fed at most
     :data:`AHEAD` files ahead. A worker that dies is replaced and the files it held are
-    given to another (each at most :data:`MAX_TRIES` times)."""
+    given to another; the one it was colourising is tried at most :data:`MAX_TRIES`
+    times."""
 
     def __init__(self, model, n: int, options: WriteOptions):
         import multiprocessing
@@ -671,7 +674,7 @@ class _LocalPool:
         self.workers: list[_Worker] = []
         self.tries: dict[int, int] = {}
         self.retry: deque[tuple[int, Job]] = deque()
-        self.deaths_unanswered = 0
+        self.failed_starts = 0  #: workers in a row that died before they were ready
 
     def _start(self) -> _Worker:
         parent, child = self._ctx.Pipe()
@@ -741,9 +744,11 @@ class _LocalPool:
         try:
             while worker.conn.poll():
                 i, record = worker.conn.recv()
+                if i == "ready":
+                    worker.ready = True
+                    self.failed_starts = 0
+                    continue
                 worker.jobs.pop(i)
-                worker.answered = True
-                self.deaths_unanswered = 0
                 emit(record)
         except (EOFError, OSError):
             pass
@@ -755,18 +760,21 @@ class _LocalPool:
         worker.process.join()
         code = worker.process.exitcode
         why = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-        log.warning("a worker process died (%s) with %d file(s) in hand", why, len(worker.jobs))
-        if not worker.answered:
-            self.deaths_unanswered += 1
-            if self.deaths_unanswered >= 3:
-                raise SomcolorError(f"worker processes die before colorizing anything ({why})")
-        for i, job in worker.jobs.items():
-            self.tries[i] = self.tries.get(i, 1) + 1
-            if self.tries[i] > MAX_TRIES:
-                error = f"{job.src}: the worker process died while colorizing it ({why})"
-                emit(_record(job.src, job.dst, FAILED, error=error))
-            else:
-                self.retry.append((i, job))
+        if not worker.ready:
+            self.failed_starts += 1
+            if self.failed_starts >= 3:
+                raise SomcolorError(f"worker processes die as they start ({why})")
+        # A worker takes its files in the order sent: the first was in hand, the others
+        # waited, and go to another worker as they are.
+        for n, (i, job) in enumerate(worker.jobs.items()):
+            if n == 0 and worker.ready:
+                log.warning("a worker process died (%s) colorizing %s", why, job.src)
+                self.tries[i] = self.tries.get(i, 1) + 1
+                if self.tries[i] > MAX_TRIES:
+                    error = f"{job.src}: the worker process died while colorizing it ({why})"
+                    emit(_record(job.src, job.dst, FAILED, error=error))
+                    continue
+            self.retry.append((i, job))
         worker.conn.close()
         self.workers[self.workers.index(worker)] = self._start()
 
@@ -846,6 +854,10 @@ def _run_dask(client, model, todo: Iterator[Job], options: WriteOptions, emit) -
     every worker once. A lost worker's tasks are run again by the scheduler."""
     from dask.distributed import as_completed
 
+    # workers may run elsewhere, in another folder: they get absolute paths (the same
+    # on every machine of a shared file system), the records the paths as given
+    if options.scratch is not None:
+        options = dataclasses.replace(options, scratch=os.path.abspath(options.scratch))
     model_future = client.scatter(model, broadcast=True, hash=False)
     limit = 2 * max(1, sum(client.nthreads().values()))
     batches = _batches(todo, DASK_BATCH)
@@ -855,7 +867,7 @@ def _run_dask(client, model, todo: Iterator[Job], options: WriteOptions, emit) -
     def submit() -> None:
         batch = next(batches, None)
         if batch is not None:
-            pairs = [(str(j.src), str(j.dst)) for j in batch]
+            pairs = [(os.path.abspath(j.src), os.path.abspath(j.dst)) for j in batch]
             future = client.submit(colorize_batch, model_future, pairs, options, pure=False)
             in_flight[future] = batch
             done.add(future)
@@ -870,7 +882,8 @@ def _run_dask(client, model, todo: Iterator[Job], options: WriteOptions, emit) -
             except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker: the batch failed
                 why = " ".join(f"{type(exc).__name__}: {exc}".split())
                 records = [_record(j.src, j.dst, FAILED, error=f"{j.src}: {why}") for j in batch]
-            for record in records:
+            for job, record in zip(batch, records, strict=True):
+                record.input, record.output = str(job.src), str(job.dst)
                 emit(record)
             submit()
     finally:

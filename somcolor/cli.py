@@ -320,12 +320,12 @@ def cmd_colorize(args) -> int:
             if record.output not in videos.written:  # a video printed its own line
                 print(record.output)
 
-    with contextlib.ExitStack() as stack:
-        client = None  # connected first: a cluster out of reach leaves nothing behind
-        if args.dask:
-            client = stack.enter_context(archive.dask_client(args.dask, args.jobs))
+    with contextlib.ExitStack() as stack:  # left in reverse: workers end, then scratch goes
         run_log = stack.enter_context(archive.RunLog(args.log)) if args.log else None
         scratch = stack.enter_context(archive.scratch_folder(out_dir))
+        client = None
+        if args.dask:
+            client = stack.enter_context(archive.dask_client(args.dask, args.jobs))
         if bar is not None:
             stack.enter_context(bar)
         summary = archive.colorize_all(

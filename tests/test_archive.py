@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,14 @@ def _png16_rgb(path: Path, rgb: np.ndarray) -> Path:
     png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
     path.write_bytes(png + chunk(b"IEND", b""))
     return path
+
+
+def _run_with(model, src: Path, out: Path, **kwargs) -> archive.Summary:
+    """:func:`somcolor.archive.colorize_all` over the folder ``src`` into ``out``."""
+    jobs = JobList([src], recursive=True, destinations=Destinations.for_inputs([src], out_dir=out))
+    with archive.scratch_folder(out) as scratch:
+        options = archive.WriteOptions(scratch=str(scratch))
+        return archive.colorize_all(model, jobs, options=options, **kwargs)
 
 
 # ---------------------------------------------------------------------------- listing
@@ -226,7 +235,8 @@ def test_damaged_files_are_logged_and_the_run_goes_on(cli, tiny_model_path, tmp_
     (src / "a" / "text.png").write_text("not an image")
     good = src / "a" / "001.png"
     (src / "a" / "cut.png").write_bytes(good.read_bytes()[:60])
-    out, log = tmp_path / "out", tmp_path / "run.jsonl"
+    out = tmp_path / "out"
+    log = out / "run.jsonl"  # in the output folder, which does not exist yet
 
     r = cli(
         "colorize", src, "-r", "--out-dir", out, "--jobs", "2", "--log", log,
@@ -250,7 +260,7 @@ def test_damaged_files_are_logged_and_the_run_goes_on(cli, tiny_model_path, tmp_
         "error": None,
     }
     assert records["001.png"]["seconds"] > 0
-    assert len(_files(out)) == 6
+    assert len(_files(out)) == 7 and "run.jsonl" in _files(out)
 
 
 def test_skip_existing_counts_skips_and_redoes_nothing(cli, tiny_model_path, tmp_path):
@@ -434,6 +444,85 @@ def test_scratch_folders_of_stopped_runs_are_removed_and_live_ones_kept(tmp_path
     assert not base.exists()
 
 
+# ---------------------------------------------------------------------------- local workers
+@dataclass
+class _Gray:
+    """A stand-in model for the pool's tests: the input's gray level in R, G and B. A
+    photo ``kill_rows`` high kills the worker colouring it (as the out-of-memory killer
+    would), every time, or only the first if ``once`` names a marker file."""
+
+    kill_rows: int | None = None
+    once: str | None = None
+
+    def colorize(self, image):
+        if image.shape[0] == self.kill_rows:
+            if self.once is None or not os.path.exists(self.once):
+                if self.once is not None:
+                    Path(self.once).touch()
+                os.kill(os.getpid(), signal.SIGKILL)
+        return np.repeat(image[..., None], 3, axis=2)
+
+
+class _Unloadable:
+    """Pickles, but cannot be loaded in a worker (a model file out of reach, say)."""
+
+    def __reduce__(self):
+        return _cannot_load, ()
+
+
+def _cannot_load():
+    raise RuntimeError("cannot load")
+
+
+def _gray_archive(folder: Path, rows: list[int]) -> Path:
+    for i, h in enumerate(rows):
+        write_image_file(folder / f"{i:02d}.png", np.full((h, 7), 10 * i, np.uint8))
+    return folder
+
+
+def _pool_run(model, src: Path, out: Path, workers: int = 2):
+    records = []
+    summary = _run_with(model, src, out, workers=workers, on_record=records.append)
+    return summary, {Path(r.input).name: r for r in records}
+
+
+def test_a_worker_killed_with_a_file_in_hand_loses_no_file(tmp_path):
+    src = _gray_archive(tmp_path / "in", [20] * 9 + [13] + [20] * 4)
+    marker = tmp_path / "killed-once"
+
+    summary, records = _pool_run(_Gray(kill_rows=13, once=str(marker)), src, tmp_path / "out")
+    _run_with(_Gray(), src, tmp_path / "one")
+
+    assert marker.exists()  # a worker died holding 09.png (and maybe another file)
+    assert (summary.ok, summary.failed) == (14, 0)
+    assert len(records) == 14
+    assert _outputs(tmp_path / "out") == _outputs(tmp_path / "one")
+
+
+def test_a_file_that_kills_every_worker_fails_after_a_few_tries_and_the_rest_are_done(tmp_path):
+    src = _gray_archive(tmp_path / "in", [20, 20, 13, 20, 20, 20])
+
+    summary, records = _pool_run(_Gray(kill_rows=13), src, tmp_path / "out")
+
+    assert (summary.ok, summary.failed) == (5, 1)
+    assert records["02.png"].status == "failed"
+    assert records["02.png"].error == (
+        f"{src / '02.png'}: the worker process died while colorizing it (signal 9)"
+    )
+    assert _files(tmp_path / "out") == ["00.png", "01.png", "03.png", "04.png", "05.png"]
+
+
+def test_workers_that_cannot_start_stop_the_run_with_one_line(tmp_path):
+    src = _gray_archive(tmp_path / "in", [20] * 4)
+
+    with pytest.raises(
+        SomcolorError, match=r"^worker processes die as they start \(exit status 1\)$"
+    ):
+        _pool_run(_Unloadable(), src, tmp_path / "out")
+
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------------------- real processes
 def _somcolor(*args) -> list[str]:
     return [sys.executable, "-m", "somcolor", *map(str, args)]
@@ -543,10 +632,7 @@ def cluster():
 def _run(model_path, src: Path, out: Path, **kwargs) -> archive.Summary:
     from somcolor.model import Model
 
-    jobs = JobList([src], recursive=True, destinations=Destinations.for_inputs([src], out_dir=out))
-    with archive.scratch_folder(out) as scratch:
-        options = archive.WriteOptions(scratch=str(scratch))
-        return archive.colorize_all(Model.from_file(model_path), jobs, options=options, **kwargs)
+    return _run_with(Model.from_file(model_path), src, out, **kwargs)
 
 
 def test_dask_local_cluster_writes_the_same_bytes_as_jobs_1(cli, tiny_model_path, tmp_path):
