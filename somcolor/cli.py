@@ -244,16 +244,6 @@ def _adapted(model, references: list[str] | None, name: str):
     return adapted
 
 
-def _check_destination(src: Path, dst: Path, force: bool) -> None:
-    """Refuse an output that is the input, a folder, or (without ``--force``) exists."""
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise SomcolorError(f"{dst}: refusing to overwrite the input file")
-    if dst.is_dir():
-        raise SomcolorError(f"{dst}: output is a folder")
-    if dst.exists() and not force:
-        raise SomcolorError(f"{dst}: output exists (use --force to overwrite)")
-
-
 def _colorize_options(args) -> str | None:
     """What is wrong with ``colorize``'s options together, or None."""
     if args.format and args.output is not None:
@@ -408,7 +398,7 @@ def _read_hints(args, shape: tuple[int, int]):
 def _colorize_hinted(src: Path, dst: Path, model, args) -> int:
     """``colorize`` of one image with ``--hints`` / ``--scribbles``: every check (the
     output, the image, the hint files) before anything is written."""
-    from .archive import WriteOptions, write_result
+    from .archive import SKIPPED, WriteOptions, check_destination, write_result
     from .io import read_photo
     from .video import is_video
 
@@ -420,7 +410,11 @@ def _colorize_hinted(src: Path, dst: Path, model, args) -> int:
         raise SomcolorError(
             f"{src}: is a video: give hints on its key frames with colorize-video --hints KEYS.json"
         )
-    _check_destination(src, dst, args.force)
+    refused = check_destination(src, dst, force=args.force, skip_existing=args.skip_existing)
+    if refused is not None:
+        if refused.status == SKIPPED:
+            return 0
+        raise SomcolorError(refused.error)
     photo = read_photo(src, max_pixels=args.max_pixels)
     hints = _read_hints(args, photo.pixels.shape[:2])
     rgb, info = model.colorize(photo.pixels, hints=hints, return_info=True)
