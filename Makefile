@@ -30,7 +30,7 @@ FAST_MODEL := somcolor/models/fast.npz
 FAST_ARGS  := --som 3x3 --patch 5 --hidden 50,50 --pixels-per-image 2500 --seed 0 \
               --description "BSDS500 train (200 photos, 481x321) from data/raw/bsds500; never saw the test split"
 
-.PHONY: help install install-core demo data model model-fast test lint smoke bench clean table1 table2 fig8 fig9 fig10 paper compare compare-cnn hints-curve reference-eval docs-pictures video-hints
+.PHONY: help install install-core demo data model model-fast test lint smoke bench bench-archive clean table1 table2 fig8 fig9 fig10 paper compare compare-cnn hints-curve reference-eval docs-pictures video-hints
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' \
@@ -88,6 +88,12 @@ bench: $(STAMP) ## the default model's speed vs its anchors; every stage vs a na
 	$(BIN)/python -m experiments.bench
 	$(BIN)/python -m experiments.bench_video
 	$(BIN)/python -m experiments.bench_video --work-size 480
+
+# Archives (docs/archives.md): `somcolor colorize DIR -r --out-dir OUT` in new processes, on
+# 1000 copies of BSDS500 train photos and 100 000 tiny files in a temporary folder;
+# `python -m experiments.bench_archive --photos 60` is a quick run.
+bench-archive: $(STAMP) ## --jobs 1 vs 2, --dask local vs --jobs 2, 100 000 files skipped -> experiments/results/bench_archive.{json,md}
+	$(BIN)/python -m experiments.bench_archive
 
 COMPARE := experiments/results/compare/README.md
 compare: $(COMPARE) ## quality of every variant vs baselines on BSDS500, Open Country, Fruits-100 test

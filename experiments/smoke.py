@@ -1,7 +1,8 @@
 """A one-minute run of every somcolor command and paper target on tiny data: ``make smoke``.
 
 Trains a tiny model on 12 Open Country thumbnails (64x64), colorizes two test
-thumbnails with it and with the bundled model, and prints the model's info. Then
+thumbnails with it and with the bundled model, and prints the model's info; colours the
+12 as an archive with two workers and a log, then again with ``--skip-existing``. Then
 runs every experiment config of ``experiments/configs`` (Tables I and II, Figures
 8-10, on both data sets) with :data:`TINY` settings into a temporary folder, and
 checks that a bad config is refused with one line; with the cnn extra installed, runs
@@ -78,10 +79,26 @@ def main() -> int:
                 got, want = read_image(out / f.name).shape, read_image(f).shape[:2]
                 if got[:2] != want:
                     raise SystemExit(f"smoke: {name} output {got} for input {want}")
+        archive(tmp / "train", tmp / "archive", model)
     paper_targets()
     cnn_comparison()
     print(f"smoke: ok in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def archive(folder: Path, out: Path, model: Path) -> None:
+    """A folder through two worker processes with a log, then rerun: all skipped."""
+    import json
+
+    log = out / "run.jsonl"
+    args = ["colorize", str(folder), "-r", "--out-dir", str(out), "--log", str(log)]
+    for extra in ([], ["--skip-existing"]):
+        run(*args, "--jobs", "2", "--model", str(model), "-q", *extra)
+    statuses = [json.loads(line)["status"] for line in log.read_text().splitlines()]
+    n = len(list(folder.iterdir()))
+    if statuses != ["ok"] * n + ["skipped"] * n:
+        raise SystemExit(f"smoke: archive run and rerun logged {statuses}")
+    print(f"smoke: archive of {n} files with 2 workers, then skipped on a rerun: ok")
 
 
 def paper_targets() -> None:

@@ -16,8 +16,8 @@ scikit-learn, and the one working-size prior; its fused kernels are ``fused``, i
 checks ``modelfile``) -> guidance over that prior: ``guide`` (colour hints) and ``adapt``
 (reference photos) -> ``model`` (the ``Model`` that composes them, what users call) ->
 ``pipeline`` (the ``Colorizer``: training, and a ``Model`` for inference);
-``evaluate`` measures quality; ``cli``, ``video`` (with ``temporal``) and ``web`` sit on
-top (the benchmarks are in ``experiments/``). Beside them:
+``evaluate`` measures quality; ``cli`` (with ``archive`` for many files), ``video`` (with
+``temporal``) and ``web`` sit on top (the benchmarks are in ``experiments/``). Beside them:
 ``params`` declares the Colorizer's parameters once (defaults, allowed values, CLI
 options), ``resize`` and ``smooth`` give ``predict`` its working size and guided
 filter, ``backends`` holds the optional CNNs, ``datasets`` and ``paths`` the data.

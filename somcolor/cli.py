@@ -14,9 +14,11 @@ from :data:`somcolor.decode.DECODERS`.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from . import params
@@ -116,6 +118,13 @@ def _number(text: str, ok, what: str) -> float:
     return value
 
 
+def _quality(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if not 1 <= value <= 100:
+        raise argparse.ArgumentTypeError(f"expected an integer from 1 to 100, got {text!r}")
+    return value
+
+
 def _add_work_size(parser: argparse.ArgumentParser) -> None:
     """The ``--work-size`` option of the commands that colorize with a trained model."""
     parser.add_argument(
@@ -129,21 +138,6 @@ def _add_work_size(parser: argparse.ArgumentParser) -> None:
 
 
 # ---------------------------------------------------------------------------- colorize
-def _destinations(inputs: list[str], files: list[Path], args) -> list[Path]:
-    """Where each input's colorized copy goes."""
-    if args.output is not None:
-        return [Path(args.output)]
-    if args.out_dir is None:
-        return [f.with_name(f"{f.stem}_color{f.suffix or '.png'}") for f in files]
-    out_dir = Path(args.out_dir)
-    roots = [Path(i) for i in inputs if Path(i).is_dir()]
-    dests = []
-    for f in files:
-        root = next((r for r in roots if f.is_relative_to(r)), None)
-        dests.append(out_dir / (f.relative_to(root) if root else Path(f.name)))
-    return dests
-
-
 def _add_colorize(sub) -> None:
     from .io import MAX_PIXELS
 
@@ -153,9 +147,45 @@ def _add_colorize(sub) -> None:
     dest.add_argument("-o", "--output", help="output file (one input only)")
     dest.add_argument("--out-dir", help="folder for the outputs (keeps names and sub-folders)")
     c.add_argument("--model", help="model file, or a bundled model: default (the default), fast")
-    c.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    exists = c.add_mutually_exclusive_group()
+    exists.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    exists.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip inputs whose output exists (outputs are written whole or not at all): "
+        "rerun a stopped run to finish it",
+    )
     c.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     c.add_argument("-q", "--quiet", action="store_true", help="no progress or output names")
+    c.add_argument(
+        "--jobs",
+        type=_positive,
+        metavar="N",
+        help="worker processes (default: the cores, at most one per 512 MiB of memory "
+        "available, fewer for small batches; 1: in this process)",
+    )
+    c.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="colorize on a dask.distributed cluster: a scheduler's address, or local for a "
+        "local cluster of --jobs workers (needs the dask extra)",
+    )
+    c.add_argument(
+        "--log",
+        metavar="FILE.jsonl",
+        help="append one JSON line per input (input, output, status, seconds, error)",
+    )
+    c.add_argument(
+        "--format",
+        choices=["jpg", "png", "tiff"],
+        help="write outputs in this format (default: the input's)",
+    )
+    c.add_argument(
+        "--quality",
+        type=_quality,
+        metavar="Q",
+        help="JPEG and WebP output quality, 1-100 (default: Pillow's, 75 for JPEG)",
+    )
     c.add_argument(
         "--max-pixels",
         type=_positive,
@@ -214,93 +244,139 @@ def _adapted(model, references: list[str] | None, name: str):
     return adapted
 
 
-def _check_destination(src: Path, dst: Path, force: bool) -> None:
-    """Refuse an output that is the input, a folder, or (without ``--force``) exists."""
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise SomcolorError(f"{dst}: refusing to overwrite the input file")
-    if dst.is_dir():
-        raise SomcolorError(f"{dst}: output is a folder")
-    if dst.exists() and not force:
-        raise SomcolorError(f"{dst}: output exists (use --force to overwrite)")
+def _colorize_options(args) -> str | None:
+    """What is wrong with ``colorize``'s options together, or None."""
+    if args.format and args.output is not None:
+        from .archive import FORMAT_SUFFIXES
 
-
-def _write(dst: Path, rgb, force: bool) -> None:
-    """Write a colorized image atomically; a failure is a one-line error."""
-    from .io import write_image
-
-    try:
-        write_image(dst, rgb, overwrite=force)
-    except OSError as exc:
-        raise SomcolorError(f"{dst}: cannot write ({exc.strerror or exc})") from None
+        if Path(args.output).suffix.lower() not in FORMAT_SUFFIXES[args.format]:
+            return f"-o {args.output} does not end as --format {args.format} files do"
+    if args.dask and args.dask != "local" and args.jobs is not None:
+        return "--jobs sets the workers of --dask local; a cluster at an address has its own"
+    return None
 
 
 def cmd_colorize(args) -> int:
-    from .io import find_images, read_image
+    from . import archive
     from .paths import model_path
-    from .video import is_video  # no PyAV needed until a video is found
 
-    files = find_images(args.inputs, recursive=args.recursive)
-    if not files:
+    problem = _colorize_options(args)
+    if problem:
+        _error(problem)
+        return EXIT_USAGE
+    out_dir = Path(args.out_dir) if args.out_dir is not None else None
+    destinations = archive.Destinations.for_inputs(
+        args.inputs,
+        out_dir=out_dir,
+        output=Path(args.output) if args.output is not None else None,
+        fmt=args.format,
+    )
+    jobs = archive.JobList(
+        args.inputs, recursive=args.recursive, destinations=destinations, exclude=out_dir
+    )
+    count = jobs.survey()  # two inputs for one output: refused before anything is done
+    if not count:
         _error("no input images found in " + ", ".join(args.inputs))
         return EXIT_USAGE
-    if args.output is not None and len(files) > 1:
-        _error(f"-o names one output file but there are {len(files)} inputs; use --out-dir")
+    if args.output is not None and count > 1:
+        _error(f"-o names one output file but there are {count} inputs; use --out-dir")
         return EXIT_USAGE
-    dests = _destinations(args.inputs, files, args)
-    seen = {}
-    for src, dst in zip(files, dests, strict=True):
-        key = dst.resolve()
-        if key in seen:
-            _error(f"{src} and {seen[key]} would both be written to {dst}")
-            return EXIT_USAGE
-        seen[key] = src
 
     model = _inference_model(model_path(args.model), args.work_size)
     model = _adapted(model, args.reference or [], args.model or "default")
     if args.hints or args.scribbles:
-        if len(files) != 1:
-            _error(f"--hints and --scribbles take one input image, got {len(files)}")
+        if count != 1:
+            _error(f"--hints and --scribbles take one input image, got {count}")
             return EXIT_USAGE
-        return _colorize_hinted(files[0], dests[0], model, args)
-    video_model = None  # videos get the video commands' default model unless --model
-    failures = 0
-    pairs = list(zip(files, dests, strict=True))
-    bar = _progress(len(pairs) > 1 and not args.quiet)
-    for src, dst in bar(pairs, desc="colorizing") if bar else pairs:
-        try:
-            if is_video(src):  # judged by content, whatever the file is called
-                if video_model is None:
-                    from .video import VIDEO_MODEL
+        job = next(iter(jobs))
+        return _colorize_hinted(job.src, job.dst, model, args)
+    workers = 1 if args.dask else archive.workers_for(count, args.jobs)
+    videos = _video_colorizer(model, args)
+    bar = None
+    if count > 1 and not args.quiet:
+        from tqdm import tqdm
 
-                    video_model = (
-                        model
-                        if args.model or args.reference
-                        else _inference_model(model_path(VIDEO_MODEL), args.work_size)
-                    )
-                _colorize_video_file(src, _video_output(dst, args), video_model, args)
-                continue
-            _check_destination(src, dst, args.force)
-            image = read_image(src, max_pixels=args.max_pixels)
-            rgb, info = model.colorize(image, return_info=True)
-            _write(dst, rgb, args.force)
-            log.info(
-                "%s -> %s (%dx%d, %.2f s, %d pixels clipped to gamut)",
-                src,
-                dst,
-                info.width,
-                info.height,
-                info.seconds,
-                info.gamut_clipped,
-            )
-            if len(pairs) == 1 and not args.quiet:
-                print(dst)
-        except SomcolorError as exc:
-            failures += 1
-            _error(str(exc))
-    if failures:
-        _error(f"{failures} of {len(pairs)} files failed")
+        bar = tqdm(total=count, desc="colorizing", unit="file", file=sys.stderr, disable=None)
+
+    def on_record(record) -> None:
+        if record.status == archive.FAILED:
+            if bar is not None and not bar.disable:
+                bar.write(f"somcolor: error: {record.error}", file=sys.stderr)
+            else:
+                _error(record.error)
+        if bar is not None:
+            bar.update()
+        if count == 1 and record.status == archive.OK and not args.quiet:
+            if record.output not in videos.written:  # a video printed its own line
+                print(record.output)
+
+    with contextlib.ExitStack() as stack:  # left in reverse: workers end, then scratch goes
+        run_log = stack.enter_context(archive.RunLog(args.log)) if args.log else None
+        scratch = stack.enter_context(archive.scratch_folder(out_dir))
+        client = None
+        if args.dask:
+            client = stack.enter_context(archive.dask_client(args.dask, args.jobs))
+        if bar is not None:
+            stack.enter_context(bar)
+        summary = archive.colorize_all(
+            model,
+            jobs,
+            options=archive.WriteOptions(
+                max_pixels=args.max_pixels,
+                quality=args.quality,
+                scratch=None if scratch is None else str(scratch),
+            ),
+            workers=workers,
+            dask=client,
+            force=args.force,
+            skip_existing=args.skip_existing,
+            log_to=run_log,
+            on_record=on_record,
+            on_video=videos,
+        )
+    if count > 1 and not args.quiet:
+        rate = summary.total / max(summary.seconds, 1e-9)
+        print(
+            f"{summary.ok} colorized, {summary.skipped} skipped, {summary.failed} failed of "
+            f"{summary.total} files in {summary.seconds:.1f} s ({rate:.2f} files/s)"
+        )
+    if summary.failed:
+        _error(f"{summary.failed} of {summary.total} files failed")
         return EXIT_FAILURES
     return 0
+
+
+def _video_colorizer(model, args):
+    """``colorize``'s way with a video among its inputs: the video commands' default model
+    (unless ``--model`` or ``--reference``), in this process, one at a time."""
+    from .archive import FAILED, OK, SKIPPED, Record
+    from .paths import model_path
+
+    video_model = None
+
+    def colorize(src: Path, dst: Path) -> Record:
+        nonlocal video_model
+        out = _video_output(dst, args)
+        t0 = time.perf_counter()
+        if args.skip_existing and out.exists():
+            return Record(str(src), str(out), SKIPPED)
+        try:
+            if video_model is None:
+                from .video import VIDEO_MODEL
+
+                video_model = (
+                    model
+                    if args.model or args.reference
+                    else _inference_model(model_path(VIDEO_MODEL), args.work_size)
+                )
+            _colorize_video_file(src, out, video_model, args)
+        except SomcolorError as exc:
+            return Record(str(src), str(out), FAILED, time.perf_counter() - t0, str(exc))
+        colorize.written.append(str(out))
+        return Record(str(src), str(out), OK, time.perf_counter() - t0)
+
+    colorize.written = []  # the videos' outputs
+    return colorize
 
 
 # ---------------------------------------------------------------------------- video
@@ -322,7 +398,8 @@ def _read_hints(args, shape: tuple[int, int]):
 def _colorize_hinted(src: Path, dst: Path, model, args) -> int:
     """``colorize`` of one image with ``--hints`` / ``--scribbles``: every check (the
     output, the image, the hint files) before anything is written."""
-    from .io import read_image
+    from .archive import SKIPPED, WriteOptions, check_destination, write_result
+    from .io import read_photo
     from .video import is_video
 
     if not hasattr(model, "hint_session"):
@@ -333,11 +410,15 @@ def _colorize_hinted(src: Path, dst: Path, model, args) -> int:
         raise SomcolorError(
             f"{src}: is a video: give hints on its key frames with colorize-video --hints KEYS.json"
         )
-    _check_destination(src, dst, args.force)
-    image = read_image(src, max_pixels=args.max_pixels)
-    hints = _read_hints(args, image.shape[:2])
-    rgb, info = model.colorize(image, hints=hints, return_info=True)
-    _write(dst, rgb, args.force)
+    refused = check_destination(src, dst, force=args.force, skip_existing=args.skip_existing)
+    if refused is not None:
+        if refused.status == SKIPPED:
+            return 0
+        raise SomcolorError(refused.error)
+    photo = read_photo(src, max_pixels=args.max_pixels)
+    hints = _read_hints(args, photo.pixels.shape[:2])
+    rgb, info = model.colorize(photo.pixels, hints=hints, return_info=True)
+    write_result(dst, rgb, photo, WriteOptions(quality=args.quality), overwrite=args.force)
     log.info("%s -> %s (%d hints, %.2f s)", src, dst, len(hints), info.seconds)
     if not args.quiet:
         print(dst)

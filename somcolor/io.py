@@ -5,22 +5,28 @@ pixels than ``max_pixels``, raises :class:`~somcolor.exceptions.ImageReadError`
 with a one-line message naming the file. Writing is atomic: the image goes to a
 temporary file beside the target, which is then moved into place, so a crash or
 Ctrl-C never leaves half a file behind, and an existing file is never replaced
-unless asked.
+unless asked. :func:`read_photo` also gives a file's EXIF and ICC metadata, which
+:func:`write_image` can carry over to the output (archives keep their dates, camera
+and description).
 """
 
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import tempfile
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .exceptions import ImageReadError, SomcolorError
+
+log = logging.getLogger(__name__)
 
 #: Largest image read by default: 100 megapixels (a 12 MP photo fits 8 times over).
 #: Larger files are refused before their pixels are decoded (decompression bombs).
@@ -34,6 +40,47 @@ IMAGE_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP")
 
 #: File endings treated as images when a folder is listed.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif"})
+
+#: The formats :func:`write_image` stores EXIF and an ICC profile in (Pillow's names).
+METADATA_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP")
+
+#: EXIF tags of the first image directory carried over to an output: what describes
+#: the photo (description, camera, dates, author, copyright, resolution), never what
+#: describes the pixels' layout (a TIFF's size, bit depth, strips, compression), which
+#: would be wrong for the output, nor the orientation (outputs are written upright).
+#: The Exif and GPS sub-directories (exposure, original date, place) are kept whole.
+EXIF_KEPT = frozenset(
+    {
+        0x010E,  # ImageDescription
+        0x010F,  # Make
+        0x0110,  # Model
+        0x011A,  # XResolution
+        0x011B,  # YResolution
+        0x0128,  # ResolutionUnit
+        0x0131,  # Software
+        0x0132,  # DateTime
+        0x013B,  # Artist
+        0x013C,  # HostComputer
+        0x8298,  # Copyright
+        0x9C9B,  # XPTitle
+        0x9C9C,  # XPComment
+        0x9C9D,  # XPAuthor
+        0x9C9E,  # XPKeywords
+        0x9C9F,  # XPSubject
+    }
+)
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+#: Tags of the Exif sub-directory that describe the pixels rather than the photo.
+_EXIF_IFD_DROPPED = frozenset({0xA002, 0xA003, 0xA005})  # PixelX/YDimension, Interop pointer
+
+
+@dataclass(frozen=True)
+class Photo:
+    """An image file's pixels (upright) and the metadata worth keeping in its output."""
+
+    pixels: np.ndarray  #: as :func:`read_image` returns them
+    exif: bytes | None = None  #: descriptive EXIF (:data:`EXIF_KEPT`), orientation removed
+    icc_profile: bytes | None = None  #: an RGB ICC profile (a gray one fits no RGB output)
 
 
 def read_image(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
@@ -57,6 +104,22 @@ def read_image(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     ImageReadError
         With a one-line message naming the file and what is wrong with it.
     """
+    return read_photo(path, max_pixels=max_pixels).pixels
+
+
+def read_photo(path, *, max_pixels: int = MAX_PIXELS) -> Photo:
+    """Decode an image file like :func:`read_image`, keeping its EXIF and ICC metadata.
+
+    The pixels are turned upright by the EXIF orientation, so the orientation tag is
+    dropped from the EXIF kept; only descriptive tags are kept (:data:`EXIF_KEPT`), and
+    an ICC profile only if it describes RGB colours. 16-bit RGB files (PNG, TIFF) are
+    read at 8 bits, 16-bit gray ones whole.
+
+    Raises
+    ------
+    ImageReadError
+        As :func:`read_image`.
+    """
     path = Path(path)
     if not path.exists():
         raise ImageReadError(f"{path}: no such file")
@@ -76,8 +139,10 @@ def read_image(path, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
                         f"limit is {max_pixels}"
                     )
                 im.load()
-                im = ImageOps.exif_transpose(im)
-                return _to_array(im, path)
+                icc = im.info.get("icc_profile")  # exif_transpose drops it
+                exif = _descriptive_exif(im.getexif())
+                upright = ImageOps.exif_transpose(im)
+                return Photo(_to_array(upright, path), exif, _rgb_profile(icc))
     except ImageReadError:
         raise
     except UnidentifiedImageError:
@@ -109,6 +174,31 @@ def _to_array(im: Image.Image, path: Path) -> np.ndarray:
     return np.asarray(im.convert("RGB"))
 
 
+def _descriptive_exif(exif: Image.Exif) -> bytes | None:
+    """The EXIF tags of :data:`EXIF_KEPT` and the Exif and GPS directories, as bytes to
+    save (None when none is left)."""
+    kept = Image.Exif()
+    for tag, value in exif.items():
+        if tag in EXIF_KEPT:
+            kept[tag] = value
+    for pointer in (_EXIF_IFD, _GPS_IFD):
+        ifd = exif.get_ifd(pointer)
+        dropped = _EXIF_IFD_DROPPED if pointer == _EXIF_IFD else frozenset()
+        entries = {tag: v for tag, v in ifd.items() if tag not in dropped}
+        if entries:
+            kept.get_ifd(pointer).update(entries)
+            kept[pointer] = 0  # written as a pointer to the directory above
+    return kept.tobytes() if len(kept) else None
+
+
+def _rgb_profile(icc: bytes | None) -> bytes | None:
+    """``icc`` if it is an ICC profile of an RGB colour space (bytes 16-19 of its header
+    say which), else None."""
+    if isinstance(icc, bytes) and len(icc) >= 128 and icc[16:20] == b"RGB ":
+        return icc
+    return None
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
@@ -134,12 +224,26 @@ def read_json(path, what: str, *, max_bytes: int | None = None):
         raise SomcolorError(f"{path}: not a JSON {what} (nested too deeply)") from None
 
 
-def write_image(path, image: np.ndarray, *, overwrite: bool = False) -> Path:
+def write_image(
+    path,
+    image: np.ndarray,
+    *,
+    overwrite: bool = False,
+    quality: int | None = None,
+    exif: bytes | None = None,
+    icc_profile: bytes | None = None,
+    tmp_dir=None,
+) -> Path:
     """Write an image atomically; the format follows the file ending.
 
-    The pixels go to a hidden temporary file in the target's folder, which is then
-    moved (or hard-linked, when ``overwrite`` is false) into place: readers never see
-    a partial file, and an interrupted write leaves nothing behind.
+    The pixels go to a hidden temporary file in the target's folder (or in
+    ``tmp_dir``, on the same file system), which is then moved (or hard-linked, when
+    ``overwrite`` is false) into place: readers never see a partial file, and an
+    interrupted write leaves nothing behind.
+
+    ``quality`` (1-100) applies to JPEG and WebP files (Pillow's default otherwise);
+    ``exif`` and ``icc_profile`` (e.g. a :class:`Photo`'s) are stored in JPEG, PNG, TIFF
+    and WebP files (:data:`METADATA_FORMATS`) and left out of the others.
 
     Raises
     ------
@@ -159,12 +263,22 @@ def write_image(path, image: np.ndarray, *, overwrite: bool = False) -> Path:
         raise SomcolorError(f"{path}: unknown image file ending {path.suffix!r}")
     if fmt == "JPEG" and image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]
+    options = {}
+    if quality is not None and fmt in ("JPEG", "WEBP"):
+        options["quality"] = int(quality)
+    if fmt in METADATA_FORMATS:
+        options.update({k: v for k, v in (("exif", exif), ("icc_profile", icc_profile)) if v})
+    elif exif or icc_profile:
+        log.debug("%s: %s files hold no EXIF or ICC profile; left out", path, fmt)
     pil = Image.fromarray(image)
-    return atomic_write(path, lambda fh: pil.save(fh, format=fmt), overwrite=overwrite)
+    return atomic_write(
+        path, lambda fh: pil.save(fh, format=fmt, **options), overwrite=overwrite, tmp_dir=tmp_dir
+    )
 
 
-def atomic_write(path, write, *, overwrite: bool = False) -> Path:
-    """Call ``write(fileobj)`` on a temporary file beside ``path``, then move it into place.
+def atomic_write(path, write, *, overwrite: bool = False, tmp_dir=None) -> Path:
+    """Call ``write(fileobj)`` on a temporary file beside ``path`` (or in ``tmp_dir``, a
+    folder on the same file system), then move it into place.
 
     Readers never see a partial file; an error or Ctrl-C leaves nothing behind. With
     ``overwrite`` false an existing file is never replaced (the final step is a hard
@@ -175,7 +289,9 @@ def atomic_write(path, write, *, overwrite: bool = False) -> Path:
     if path.exists() and not overwrite:
         raise SomcolorError(f"{path}: output exists (use --force to overwrite)")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=".part", dir=path.parent if tmp_dir is None else tmp_dir
+    )
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -5,10 +5,18 @@ import stat
 
 import numpy as np
 import pytest
+import tifffile  # scikit-image's dependency, so in every install
 from PIL import Image
 
 from somcolor.exceptions import ImageReadError, SomcolorError
-from somcolor.io import IMAGE_FORMATS, atomic_write, find_images, read_image, write_image
+from somcolor.io import (
+    IMAGE_FORMATS,
+    atomic_write,
+    find_images,
+    read_image,
+    read_photo,
+    write_image,
+)
 
 
 def noise(shape, dtype=np.uint8, seed=0):
@@ -333,3 +341,77 @@ def test_the_web_server_accepts_the_same_formats():
     from somcolor.web import uploads
 
     assert uploads.IMAGE_FORMATS is IMAGE_FORMATS
+
+
+# --- read_photo and write_image: metadata -------------------------------------------------
+
+
+def test_read_photo_keeps_descriptive_exif_but_not_a_tiffs_layout_or_orientation(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the pixels come upright, so it must go
+    exif[0x010E] = "a scan"
+    exif[0x0110] = "Epson V600"
+    path = save(tmp_path / "scan.tif", noise((10, 30, 3)), exif=exif)
+
+    photo = read_photo(path)
+
+    kept = Image.Exif()
+    kept.load(photo.exif)
+    assert photo.pixels.shape == (30, 10, 3)
+    assert dict(kept) == {0x010E: "a scan", 0x0110: "Epson V600"}  # no width, strips, bits
+
+
+def test_read_photo_of_a_file_without_metadata_has_none(tmp_path):
+    photo = read_photo(save(tmp_path / "plain.png", noise((4, 5))))
+
+    assert (photo.exif, photo.icc_profile) == (None, None)
+
+
+def test_read_photo_reads_16_bit_rgb_at_8_bits(tmp_path):
+    rgb16 = noise((6, 7, 3), np.uint16)
+    path = tmp_path / "deep.tif"
+    tifffile.imwrite(path, rgb16, photometric="rgb")
+
+    out = read_photo(path).pixels
+
+    assert out.dtype == np.uint8 and out.shape == (6, 7, 3)
+    assert np.abs(out.astype(int) - (rgb16 >> 8)).max() <= 1
+
+
+def test_write_image_keeps_exif_and_icc_where_the_format_holds_them(tmp_path):
+    exif = Image.Exif()
+    exif[0x010E] = "kept"
+    icc = b"\x00" * 16 + b"RGB " + b"\x00" * 108  # only carried, never parsed
+    for name in ("a.jpg", "a.png", "a.tif", "a.webp", "a.bmp"):
+        write_image(tmp_path / name, noise((4, 5, 3)), exif=exif.tobytes(), icc_profile=icc)
+        with Image.open(tmp_path / name) as im:
+            holds = name != "a.bmp"
+            assert (im.getexif().get(0x010E) == "kept") == holds, name
+            assert (im.info.get("icc_profile") == icc) == holds, name
+
+
+def test_write_image_quality_applies_to_jpeg(tmp_path):
+    img = noise((64, 64, 3))
+    low = write_image(tmp_path / "low.jpg", img, quality=10).stat().st_size
+    high = write_image(tmp_path / "high.jpg", img, quality=95).stat().st_size
+    png = write_image(tmp_path / "a.png", img, quality=10).read_bytes()
+
+    assert low < high
+    assert png == write_image(tmp_path / "b.png", img).read_bytes()
+
+
+def test_write_image_puts_its_temporary_file_in_tmp_dir(tmp_path, monkeypatch):
+    scratch, out = tmp_path / "scratch", tmp_path / "out"
+    scratch.mkdir()
+    seen = []
+    real_save = Image.Image.save
+
+    def save_and_look(self, fp, *args, **kwargs):
+        seen.append(sorted(p.name for p in scratch.iterdir()))
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save_and_look)
+    write_image(out / "x.png", noise((3, 3)), tmp_dir=scratch)
+
+    assert len(seen) == 1 and len(seen[0]) == 1 and seen[0][0].startswith(".x.png.")
+    assert list(scratch.iterdir()) == [] and (out / "x.png").is_file()

@@ -8,6 +8,7 @@ of ``conftest.py``; encoding uses x264's ``ultrafast`` preset except in one test
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from fractions import Fraction
@@ -568,6 +569,40 @@ def test_cli_colorize_gives_videos_the_video_model_and_its_work_size(
     tiny = Model.from_file(tiny_model_path).codebook
     assert np.array_equal(used[0].codebook, codebook) and np.array_equal(used[1].codebook, tiny)
     assert not np.array_equal(codebook, tiny)
+
+
+def test_cli_colorize_with_workers_hands_videos_back_to_the_main_process(
+    clip, tiny_model_path, tmp_path, monkeypatch
+):
+    # the workers find the video (by content, whatever its name); the calling process,
+    # where colorize_video is replaced, colours it after the photos
+    from PIL import Image
+
+    import somcolor.video
+
+    used = []
+    monkeypatch.setattr(
+        somcolor.video, "colorize_video", lambda src, dst, model, **kw: used.append((src, dst))
+    )
+    film = tmp_path / "film.png"
+    film.write_bytes(clip.read_bytes())
+    photos = []
+    for i in range(3):
+        photos.append(tmp_path / f"p{i}.png")
+        Image.fromarray(np.full((20, 30), 60 * i, np.uint8)).save(photos[-1])
+    out, log = tmp_path / "o", tmp_path / "run.jsonl"
+
+    code = main(
+        ["colorize", str(film), *map(str, photos), "--out-dir", str(out), "--jobs", "2"]
+        + ["--log", str(log), "--model", str(tiny_model_path), "-q"]
+    )
+
+    assert code == 0
+    assert used == [(film, out / "film.mp4")]
+    assert sorted(p.name for p in out.iterdir()) == ["p0.png", "p1.png", "p2.png"]
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert records[-1]["input"] == str(film) and records[-1]["output"] == str(out / "film.mp4")
+    assert [r["status"] for r in records] == ["ok"] * 4
 
 
 def test_cli_evaluate_video_compares_with_and_without_smoothing(tiny_model_path, tmp_path, capsys):
