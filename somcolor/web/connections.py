@@ -159,8 +159,11 @@ def h11_refusal(error: h11.RemoteProtocolError | None, max_header_bytes: int) ->
 
     >>> h11_refusal(h11.RemoteProtocolError("Found multiple Host: headers"), 16384)
     (400, 'bad_host', 'the request has more than one Host header; expected exactly one')
+    >>> h11_refusal(h11.RemoteProtocolError("illegal request line: bytearray(b'x')"), 16384)
+    (400, 'bad_request', 'malformed HTTP request (illegal request line)')
     """
-    text = str(error) if error is not None else ""
+    # h11 quotes the offending bytes ("illegal request line: bytearray(b'...')"): not echoed
+    text = str(error).split(": bytearray(", 1)[0] if error is not None else ""
     hint = getattr(error, "error_status_hint", 400)
     if text == "Missing mandatory Host: header":
         return 400, "bad_host", "the request has no Host header; expected exactly one"
