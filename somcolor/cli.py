@@ -1072,7 +1072,25 @@ SERVE_LIMITS = (
     ("--rate-per-minute", "rate_per_minute", 1, "/api/ requests per client address a minute"),
     ("--rate-burst", "rate_burst", 1, "/api/ requests one address may send at once"),
     ("--rate-clients", "rate_clients", 1, "client addresses tracked for the rate limit"),
+    ("--header-timeout", "header_timeout_s", 1, "seconds for a request line and headers (408)"),
+    ("--send-timeout", "send_timeout_s", 1, "seconds an answer may wait on a client not reading"),
+    ("--max-connections", "max_connections", 1, "connections open at once; more are closed"),
+    (
+        "--max-connections-per-client",
+        "max_connections_per_client",
+        1,
+        "connections open from one address (IPv6: its /64); more are closed",
+    ),
 )
+
+
+def _public_origin(text: str) -> str:
+    from .web.settings import public_origin
+
+    try:
+        return public_origin(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _add_serve(sub) -> None:
@@ -1089,6 +1107,24 @@ def _add_serve(sub) -> None:
         default=[],
         metavar="NAME",
         help="also answer requests for this Host name (repeatable; * for any)",
+    )
+    s.add_argument(
+        "--public-origin",
+        action="append",
+        default=[],
+        type=_public_origin,
+        metavar="URL",
+        help="the origin browsers reach the server by, e.g. https://photos.example.org "
+        "behind a TLS proxy (repeatable): then the only one whose POST/DELETE are let in",
+    )
+    s.add_argument(
+        "--memory-budget",
+        type=_positive,
+        default=settings.SERVE_MEMORY_BUDGET_MIB,
+        metavar="MiB",
+        help="memory the server's process tree may hold; new hint sessions, photos and "
+        "video jobs past it close idle sessions or get 503 "
+        f"(default {settings.SERVE_MEMORY_BUDGET_MIB})",
     )
     for flag, field, unit, text in SERVE_LIMITS:
         default = getattr(settings.Limits, field) / unit
@@ -1108,6 +1144,7 @@ def cmd_serve(args) -> int:
         import uvicorn
 
         from .web.app import create_app
+        from .web.connections import server_options
     except ImportError as exc:
         _error(
             f"serve needs the web extra (no module {exc.name!r}): .venv/bin/pip install -e "
@@ -1115,7 +1152,7 @@ def cmd_serve(args) -> int:
         )
         return EXIT_USAGE
 
-    limits = {}
+    limits = {"memory_budget_bytes": args.memory_budget * MIB}
     for flag, field, unit, _ in SERVE_LIMITS:
         limits[field] = getattr(args, flag[2:].replace("-", "_")) * unit
     app = create_app(
@@ -1123,6 +1160,7 @@ def cmd_serve(args) -> int:
         models_dir=args.models_dir,
         host=args.host,
         allowed_hosts=tuple(args.allow_host),
+        public_origins=tuple(args.public_origin),
         **limits,
     )
     host = f"[{args.host}]" if ":" in args.host else args.host
@@ -1134,9 +1172,11 @@ def cmd_serve(args) -> int:
         )
     print(f"somcolor: serving http://{host}:{args.port}/ (Ctrl-C to stop)", flush=True)
     log_level = "info" if args.verbose else "warning"
-    # proxy_headers=False: the rate limit counts the socket's peer address, and a client
-    # must not be able to choose it by sending X-Forwarded-For.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, proxy_headers=False)
+    # server_options: somcolor's HTTP protocol (a deadline for every phase of a request,
+    # caps on connections; somcolor.web.connections) and proxy_headers=False: the rate
+    # limit counts the socket's peer address, which a client must not choose by sending
+    # X-Forwarded-For.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=log_level, **server_options(app))
     return 0
 
 

@@ -201,6 +201,23 @@ def is_video(path) -> bool:
         return False
 
 
+def frame_size(path) -> tuple[int, int]:
+    """The ``(width, height)`` of the video's frames, as its header states them.
+
+    A raw stream may change size midway; :func:`colorize_video` checks every frame.
+
+    Raises
+    ------
+    VideoError
+        If ``path`` is not a video this module reads.
+    """
+    path = Path(path)
+    av = _import_av()
+    with _open_input(av, path) as container:
+        stream = _video_stream(container, path)
+        return int(stream.codec_context.width), int(stream.codec_context.height)
+
+
 def _open_input(av, path: Path):
     """Open ``path`` for reading, or raise :class:`VideoError` saying why not."""
     if not path.exists():

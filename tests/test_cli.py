@@ -15,6 +15,7 @@ import pickle
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -882,7 +883,13 @@ def test_serve_passes_every_limit_host_and_allowed_host_to_the_app(cli, monkeypa
     from somcolor.web.settings import MIB, Limits
 
     seen = {}
-    monkeypatch.setattr(web_app, "create_app", lambda *a, **kw: seen.update(kw) or "app")
+
+    def fake_app(*args, **kwargs):  # what server_options reads: app.state.server.limits
+        seen.update(kwargs)
+        limits = Limits(**{k: v for k, v in kwargs.items() if k in Limits.__dataclass_fields__})
+        return SimpleNamespace(state=SimpleNamespace(server=SimpleNamespace(limits=limits)))
+
+    monkeypatch.setattr(web_app, "create_app", fake_app)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(run=kw))
     r = cli(
         "serve",
@@ -890,20 +897,28 @@ def test_serve_passes_every_limit_host_and_allowed_host_to_the_app(cli, monkeypa
         "192.0.2.7",
         "--allow-host",
         "photos.lan",
+        "--public-origin",
+        "https://Photos.LAN",
         "--max-result-mb",
         "5",
         "--photo-timeout",
         "2.5",
         "--max-video-frames",
         "10",
+        "--send-timeout",
+        "7",
+        "--memory-budget",
+        "800",
     )
     assert r.code == 0, r.err
     assert seen["host"] == "192.0.2.7" and seen["allowed_hosts"] == ("photos.lan",)
+    assert seen["public_origins"] == ("https://photos.lan",)
     assert seen["max_result_bytes"] == 5 * MIB and seen["photo_timeout_s"] == 2.5
-    assert seen["max_video_frames"] == 10
+    assert seen["max_video_frames"] == 10 and seen["send_timeout_s"] == 7
+    assert seen["memory_budget_bytes"] == 800 * MIB
     assert seen["max_upload_bytes"] == Limits.max_upload_bytes  # a default, unchanged
-    assert Limits(**{k: v for k, v in seen.items() if k in Limits.__dataclass_fields__})
     assert seen["run"]["host"] == "192.0.2.7"
+    assert seen["run"]["proxy_headers"] is False and seen["run"]["http"].keywords["limits"]
 
 
 # ---------------------------------------------------------------------------- damaged models

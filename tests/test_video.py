@@ -32,6 +32,7 @@ from somcolor.video import (  # noqa: E402
     compare_smoothing,
     evaluate_video,
     frame_luminance,
+    frame_size,
     is_video,
 )
 
@@ -262,6 +263,14 @@ def test_interrupt_leaves_no_output(clip, model, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         colorize_video(clip, out, model, progress=stop, **FAST)
     assert not out.exists() and leftovers(tmp_path) == []
+
+
+def test_frame_size_is_the_headers_and_a_non_video_is_refused(clip, tmp_path):
+    assert frame_size(clip) == (161, 121)
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    with pytest.raises(VideoError, match="not a video file"):
+        frame_size(text)
 
 
 def test_max_pixels_refuses_large_frames(clip, model, tmp_path):

@@ -25,7 +25,8 @@ from PIL import Image
 
 from somcolor.decode import DECODERS
 from somcolor.paths import DEFAULT_MODEL
-from somcolor.web import create_app
+from somcolor.web import create_app, server_options
+from somcolor.web.connections import GuardedH11Protocol
 
 with warnings.catch_warnings():  # newer Starlette asks for httpx2; httpx works the same
     warnings.simplefilter("ignore")
@@ -486,27 +487,41 @@ def test_serve_command_runs_uvicorn_on_the_app(monkeypatch, capsys, tiny_model_p
 
     calls = {}
 
-    def fake_run(app, host, port, log_level, proxy_headers):
-        calls.update(app=app, host=host, port=port, proxy_headers=proxy_headers)
+    def fake_run(app, host, port, log_level, proxy_headers, http, ws):
+        calls.update(app=app, host=host, port=port, proxy_headers=proxy_headers, http=http)
         with TestClient(app, base_url=f"http://{host}:{port}") as c:
             calls["config"] = c.get("/api/config").json()
 
     monkeypatch.setattr(uvicorn, "run", fake_run)
     argv = ["serve", "--port", "8123", "--model", str(tiny_model_path), "--max-jobs", "4"]
     argv += ["--max-hints", "7", "--max-hint-session-mb", "64", "--rate-burst", "9"]
+    argv += ["--header-timeout", "3", "--max-connections-per-client", "5"]
     code = main(argv)
     assert code == 0
     assert calls["host"] == "127.0.0.1" and calls["port"] == 8123
     limits = calls["config"]["limits"]
     assert (limits["max_hints"], limits["max_hint_session_bytes"]) == (7, 64 << 20)
     assert limits["rate_burst"] == 9 and limits["rate_per_minute"] == 120
+    assert (limits["header_timeout_s"], limits["max_connections_per_client"]) == (3, 5)
+    assert limits["memory_budget_bytes"] == 1536 << 20  # serve's default budget
+    assert calls["http"].func is GuardedH11Protocol  # deadlines and caps on connections
     assert calls["proxy_headers"] is False  # the rate limit trusts only the socket address
     assert calls["config"]["limits"]["max_jobs"] == 4
     assert calls["config"]["models"][0]["label"] == "tiny.npz"
     assert "serving http://127.0.0.1:8123/" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv", [["serve", "--port", "0"], ["serve", "--max-jobs", "0"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve", "--port", "0"],
+        ["serve", "--max-jobs", "0"],
+        ["serve", "--memory-budget", "0"],
+        ["serve", "--header-timeout", "-1"],
+        ["serve", "--public-origin", "photos.example.org"],
+        ["serve", "--public-origin", "ftp://photos.example.org"],
+    ],
+)
 def test_serve_refuses_bad_options(argv, capsys):
     from somcolor.cli import EXIT_USAGE, main
 
@@ -518,9 +533,11 @@ def test_serve_refuses_bad_options(argv, capsys):
 
 # ---------------------------------------------------------------------------- a real server
 class LiveServer:
-    """The app under uvicorn on a free loopback port, in a thread; stops itself."""
+    """The app under uvicorn on a free loopback port, in a thread, as ``somcolor serve``
+    runs it (:func:`somcolor.web.server_options`); stops itself."""
 
-    def __init__(self, app):
+    def __init__(self, app, **options):
+        """``options``: more of :class:`uvicorn.Config`'s (``timeout_keep_alive=1``)."""
         import socket
 
         import uvicorn
@@ -530,7 +547,14 @@ class LiveServer:
             self.port = s.getsockname()[1]
         self.app = app
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            **server_options(app),
+            **options,
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
@@ -879,6 +903,53 @@ def test_state_changing_requests_from_another_origin_get_403(client, app):
     r = client.get("/api/config", headers={"origin": "http://evil.example"})
     assert r.status_code == 200  # reading is not changing (and CORS keeps the answer away)
     assert files_in(app) == []
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["https://localhost", "HTTP://localhost", "Http://localhost", "http://LOCALHOST:80", ""],
+)
+def test_the_own_origin_is_compared_exactly(client, origin):
+    """Not the same scheme, case or port as the page's own ``http://localhost``."""
+    files = {"file": ("a.png", GRAY_PNG, "image/png")}
+    r = client.post("/api/colorize", files=files, headers={"origin": origin})
+    refused(r, 403, "cross_origin")
+
+
+def test_two_origin_headers_are_refused_whichever_comes_last(client, app):
+    files = {"file": ("a.png", GRAY_PNG, "image/png")}
+    own, evil = ("origin", "http://localhost"), ("origin", "http://evil.example")
+    for headers in ([evil, own], [own, evil], [own, own]):
+        msg = refused(
+            client.post("/api/colorize", files=files, headers=headers), 400, "duplicate_header"
+        )
+        assert msg == "the request has 2 Origin headers; expected at most one"
+    twice = [("sec-fetch-site", "same-origin"), ("sec-fetch-site", "cross-site")]
+    refused(client.delete("/api/jobs/x", headers=twice), 400, "duplicate_header")
+    refused(client.get("/api/health", headers=[evil, own]), 400, "duplicate_header")
+    assert files_in(app) == []
+
+
+def test_a_request_needs_exactly_one_host_header(client):
+    """Checked by the app (uvicorn's h11 refuses them first: tests/test_web_connections.py)."""
+    for hosts in (["localhost", "localhost"], ["localhost", "evil.example"]):
+        r = client.get("/api/health", headers=[("host", h) for h in hosts])
+        assert refused(r, 400, "bad_host") == "the request has 2 Host headers; expected exactly one"
+    assert client.get("/api/health", headers=[("host", "localhost")]).status_code == 200
+
+
+def test_behind_a_tls_proxy_the_public_origin_is_the_own_one(tmp_path):
+    app = create_app(workdir=tmp_path, public_origins=["https://Photos.Example.org:443/"])
+    files = {"file": ("a.png", GRAY_PNG, "image/png")}
+    with TestClient(app, base_url="http://photos.example.org") as c:  # the proxy's Host
+        ok = c.post("/api/colorize", files=files, headers={"origin": "https://photos.example.org"})
+        assert ok.status_code == 200
+        for other in ("http://photos.example.org", "https://photos.example.org:8443"):
+            refused(
+                c.post("/api/colorize", files=files, headers={"origin": other}), 403, "cross_origin"
+            )
+    with pytest.raises(ValueError, match="expected http"):
+        create_app(workdir=tmp_path, public_origins=["photos.example.org"])
 
 
 # ---------------------------------------------------------------------------- smaller

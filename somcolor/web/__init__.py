@@ -12,18 +12,21 @@ need the ``video`` extra. The modules, in request order:
 * :mod:`.workers`: the worker processes that colorize photos and hold hint sessions;
 * :mod:`.hinting`: the hints JSON, and one photo's hint session (in a hint worker);
 * :mod:`.sessions`: the registry of hint sessions, bounded and expiring;
+* :mod:`.memory`: the memory budget: the process tree measured, work in flight counted;
 * :mod:`.server`: what one app holds (models, limits, private folder, pools, jobs,
   sessions);
 * :mod:`.routes`: the routes, as FastAPI routers over that state;
 * :mod:`.app`: the app itself: state, routers, error answers, headers, the page under
-  ``static/``.
+  ``static/``;
+* :mod:`.connections`: the HTTP protocol ``somcolor serve`` runs it under: a deadline
+  for every phase of a request, caps on connections (:func:`server_options`).
 """
 
 from __future__ import annotations
 
 from .settings import Limits
 
-__all__ = ["Limits", "create_app"]
+__all__ = ["Limits", "create_app", "server_options"]
 
 
 def create_app(*args, **kwargs):
@@ -31,3 +34,10 @@ def create_app(*args, **kwargs):
     from .app import create_app
 
     return create_app(*args, **kwargs)
+
+
+def server_options(app) -> dict:
+    """uvicorn's options for ``app``; see :func:`somcolor.web.connections.server_options`."""
+    from .connections import server_options
+
+    return server_options(app)

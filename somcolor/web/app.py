@@ -29,8 +29,9 @@ Routes
     The API's schema. FastAPI's interactive docs are turned off: they load from a CDN.
 
 Every refusal is JSON ``{"detail": "<message for people>", "code": "<short code>"}``:
-400 malformed form or a ``Host`` this server does not answer to (``bad_host``), 403 a
-state-changing request from another origin (``cross_origin``), 404 unknown path, job
+400 malformed form, a ``Host`` this server does not answer to, none or two
+(``bad_host``), two ``Origin`` or ``Sec-Fetch-Site`` headers (``duplicate_header``), 403
+a state-changing request from another origin (``cross_origin``), 404 unknown path, job
 or hint session (``not_found``, ``unknown_job``, ``unknown_session``), 405 wrong
 method (``method_not_allowed``), 408 an upload that stalls or takes too long, 409 job
 not done, 410 expired job or closed hint session (``session_expired``), 413 upload,
@@ -38,8 +39,11 @@ photo or JSON body too large, 415 not a photo/video (judged by content) or a bod
 is not JSON, 422 corrupt file, bad option, bad hints (``bad_hints``) or a gray
 reference (``bad_reference``), 429 too busy or too many requests from one address
 (``rate_limited``, with ``Retry-After``), 501 no video or reference support, 503
-the upload cannot be stored or a photo or hint request took longer than its deadline
-(``timeout``), and 500 (code ``internal``) for a bug.
+the upload cannot be stored, a photo or hint request took longer than its deadline
+(``timeout``) or the memory budget has no room (``memory_budget``, with
+``Retry-After``), and 500 (code ``internal``) for a bug. Under ``somcolor serve`` the
+HTTP layer answers in the same form (:mod:`.connections`): 408 ``header_timeout``,
+431 ``headers_too_large``, 400 ``bad_request`` and ``bad_host``.
 Uploads go to a private folder (mode 0700) under generated names and are deleted as
 soon as they are used.
 
@@ -55,10 +59,12 @@ across jobs (each call already uses every core, and numba's fallback "workqueue"
 threading layer aborts the process when two threads enter a parallel loop at once).
 
 Requests to ``/api/`` are limited per client address (a token bucket, :mod:`.ratelimit`;
-polling a job's state is not counted). Requests must name this server in ``Host`` (DNS
-rebinding), and ``POST``/``DELETE`` requests that carry an ``Origin`` (or
-``Sec-Fetch-Site``) must come from the page itself (another site's form or script
-cannot drive a visitor's local server).
+polling a job's state is not counted). Requests must name this server in exactly one
+``Host`` (DNS rebinding), and ``POST``/``DELETE`` requests that carry an ``Origin`` (or
+``Sec-Fetch-Site``; at most one of each) must come from the page itself, its origin
+compared exactly (another site's form or script cannot drive a visitor's local
+server). Hint sessions, photos and video jobs are admitted within the memory budget
+(:mod:`.memory`).
 """
 
 from __future__ import annotations
@@ -89,7 +95,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installed extras
 from .ratelimit import RateLimiter, retry_after
 from .routes import ROUTERS, STATIC_DIR
 from .server import Server
-from .settings import Limits, trusted_hosts
+from .settings import Limits, public_origin, trusted_hosts
 from .uploads import UploadError
 
 #: Sent with every response. The page loads nothing from elsewhere, and says so.
@@ -141,46 +147,78 @@ def _split_host(value: str) -> tuple[str, str]:
 
 #: Requests that change nothing: any origin may send them.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: The headers :class:`_OriginGuard` decides by: each may come at most once (``Host``
+#: exactly once), else the request is refused; with two, which one decides would
+#: depend on who reads them.
+SINGLE_HEADERS = ("host", "origin", "sec-fetch-site")
 
 
 class _OriginGuard:
     """Pure ASGI middleware: a ``Host`` this server answers to, and same-origin writes.
 
-    ``Host`` must name one of ``hosts`` (``"*"`` lets every name in), else 400: a page
-    on another site whose name resolves to this machine (DNS rebinding) is refused.
-    A request other than GET/HEAD/OPTIONS is refused with 403 when its ``Origin`` is
-    not this server (``scheme://Host``), or, without ``Origin``, when the browser's
-    ``Sec-Fetch-Site`` says another site sent it. Clients that send neither (curl,
-    scripts) pass.
+    ``Host`` must come exactly once and name one of ``hosts`` (``"*"`` lets every name
+    in), else 400 ``bad_host``: a page on another site whose name resolves to this
+    machine (DNS rebinding) is refused. ``Origin`` and ``Sec-Fetch-Site`` may come at
+    most once (400 ``duplicate_header``). A request other than GET/HEAD/OPTIONS is
+    refused with 403 when its ``Origin`` is not exactly this server's own, or, without
+    ``Origin``, when the browser's ``Sec-Fetch-Site`` says another site sent it.
+    Clients that send neither (curl, scripts) pass.
+
+    The server's own origin is ``public_origins`` when given (the addresses browsers
+    reach it by, behind a TLS proxy ``https://photos.example.org``), else the
+    connection's scheme and the ``Host`` it was sent to (``http://localhost:8000``):
+    compared exactly, so ``https://`` or an upper-case ``HTTP://`` of it are other
+    origins (a browser writes its origin in lower case, with the scheme it used).
     """
 
-    def __init__(self, app, hosts):
+    def __init__(self, app, hosts, public_origins=()):
         self.app = app
         self.hosts = frozenset(hosts)
+        self.public_origins = frozenset(public_origins)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        host_header = headers.get("host", "")
-        host, _ = _split_host(host_header)
-        if "*" not in self.hosts and host not in self.hosts:
-            shown = host_header[:80]
-            await _refuse(send, 400, "bad_host", f"this server does not answer to {shown!r}")
-            return
-        if scope["method"] not in SAFE_METHODS and not _same_origin(headers, host_header):
-            await _refuse(send, 403, "cross_origin", "refused: the request came from another site")
+        headers: dict[str, list[str]] = {}
+        for key, value in scope["headers"]:
+            name = key.decode("latin-1").lower()
+            if name in SINGLE_HEADERS:
+                headers.setdefault(name, []).append(value.decode("latin-1"))
+        refusal = self._refusal(scope, headers)
+        if refusal is not None:
+            await _refuse(send, *refusal)
             return
         await self.app(scope, receive, send)
 
+    def _refusal(self, scope, headers: dict[str, list[str]]) -> tuple | None:
+        """``(status, code, message)`` of a refused request, else None."""
+        hosts = headers.get("host", [])
+        if len(hosts) != 1:
+            many = "no Host header" if not hosts else f"{len(hosts)} Host headers"
+            return 400, "bad_host", f"the request has {many}; expected exactly one"
+        for name in ("origin", "sec-fetch-site"):
+            if len(headers.get(name, ())) > 1:
+                shown = "Origin" if name == "origin" else "Sec-Fetch-Site"
+                count = len(headers[name])
+                message = f"the request has {count} {shown} headers; expected at most one"
+                return 400, "duplicate_header", message
+        host_header = hosts[0].strip()
+        host, _ = _split_host(host_header)
+        if "*" not in self.hosts and host not in self.hosts:
+            return 400, "bad_host", f"this server does not answer to {host_header[:80]!r}"
+        if scope["method"] not in SAFE_METHODS and not self._same_origin(
+            scope, headers, host_header
+        ):
+            return 403, "cross_origin", "refused: the request came from another site"
+        return None
 
-def _same_origin(headers: dict[str, str], host_header: str) -> bool:
-    origin = headers.get("origin")
-    if origin is None:
-        return headers.get("sec-fetch-site", "same-origin") in ("same-origin", "none")
-    parts = urlsplit(origin.strip().lower())
-    return parts.scheme in ("http", "https") and parts.netloc == host_header.strip().lower()
+    def _same_origin(self, scope, headers: dict[str, list[str]], host_header: str) -> bool:
+        origin = headers.get("origin")
+        if origin is None:
+            return headers.get("sec-fetch-site", ["same-origin"])[0] in ("same-origin", "none")
+        own = self.public_origins or {f"{scope.get('scheme', 'http')}://{host_header}"}
+        return origin[0].strip() in own
 
 
 def _is_job_poll(method: str, path: str) -> bool:
@@ -243,7 +281,8 @@ async def _http_error(request, exc: HTTPException):
 
 
 async def _refused(request, exc: UploadError):
-    headers = {"retry-after": "5"} if exc.status == 429 else None
+    wait = exc.retry_after if exc.retry_after is not None else 5 if exc.status == 429 else None
+    headers = None if wait is None else {"retry-after": str(wait)}
     return JSONResponse(
         {"detail": exc.message, "code": exc.code}, status_code=exc.status, headers=headers
     )
@@ -292,6 +331,7 @@ def create_app(
     limits: Limits | None = None,
     host: str = "127.0.0.1",
     allowed_hosts=(),
+    public_origins=(),
     workdir=None,
     **limit_values,
 ) -> FastAPI:
@@ -311,6 +351,11 @@ def create_app(
     allowed_hosts : iterable of str
         More ``Host`` names to answer to besides ``host`` and the local names
         (``localhost``, ``127.0.0.1``, ``::1``); ``"*"`` for any.
+    public_origins : iterable of str
+        The origins browsers reach the server by (``https://photos.example.org``
+        behind a TLS proxy): then the only ones whose ``POST``/``DELETE`` are let in,
+        and their host names are answered to. Default: the connection's scheme and
+        ``Host`` (``http://localhost:8000``).
     workdir : path or None
         Where the private folder for uploads and results is made (default: the
         system's temp folder). It is deleted when the app shuts down.
@@ -322,11 +367,14 @@ def create_app(
     SomcolorError
         If the model cannot be loaded or ``models_dir`` does not exist.
     ValueError
-        If a limit is not a positive number.
+        If a limit is not a positive number, or a public origin not
+        ``http(s)://host[:port]``.
     TypeError
         If a keyword is neither a parameter nor a limit.
     """
     limits = replace(limits or Limits(), **limit_values)
+    origins = tuple(public_origin(o) for o in public_origins)
+    origin_hosts = [urlsplit(o).hostname for o in origins]
     app = FastAPI(
         title="somcolor",
         version=__version__,
@@ -340,7 +388,8 @@ def create_app(
         limits.rate_per_minute, limits.rate_burst, limits.rate_clients
     )
     app.add_middleware(_RateLimit, limiter=app.state.rate_limiter)
-    app.add_middleware(_OriginGuard, hosts=trusted_hosts(host, allowed_hosts))
+    hosts = trusted_hosts(host, [*allowed_hosts, *origin_hosts])
+    app.add_middleware(_OriginGuard, hosts=hosts, public_origins=origins)
     app.add_middleware(_SecurityHeaders)  # added last: outermost, so on refusals too
     app.add_exception_handler(UploadError, _refused)
     app.add_exception_handler(SomcolorError, _bad_input)

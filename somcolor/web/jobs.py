@@ -105,9 +105,10 @@ class JobManager:
                 raise UploadError(
                     429,
                     "too_many_jobs",
-                    f"the server holds {self.max_jobs} video job(s), running or with a "
-                    "result not yet fetched; try again when one has ended or been deleted "
-                    "(DELETE /api/jobs/{id})",
+                    f"the server holds {self.max_jobs} video job(s): queued, running, or "
+                    "finished with a result not yet deleted (a job counts until DELETE "
+                    f"/api/jobs/{{id}}, or until {self.ttl_s:g} s after it ended); try "
+                    "again once one is deleted",
                 )
             self._reserved += 1
         slot = _Reservation()

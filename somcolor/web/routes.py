@@ -229,8 +229,8 @@ async def colorize(request: Request):
             choice = server.model_choice(upload.fields)
             points = server.points(upload.fields.get("hints"))
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, server.check_photo, upload.path)
-            await loop.run_in_executor(None, server.check_reference, reference)
+            pixels = await loop.run_in_executor(None, server.check_photo, upload.path)
+            ref_pixels = await loop.run_in_executor(None, server.check_reference, reference)
             try:
                 result = await server.colorize_photo(
                     upload.path,
@@ -238,6 +238,8 @@ async def colorize(request: Request):
                     request.is_disconnected,
                     points=points,
                     reference=reference,
+                    pixels=pixels,
+                    reference_pixels=ref_pixels,
                 )
             except Stopped:  # the client left: nobody reads the answer
                 raise ClientDisconnect() from None
@@ -282,10 +284,12 @@ async def open_session(request: Request):
         with server.photo_slot():
             choice = server.model_choice(upload.fields)
             loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, server.check_photo, upload.path)
-            await loop.run_in_executor(None, server.check_reference, reference)
+            pixels = await loop.run_in_executor(None, server.check_photo, upload.path)
+            ref_pixels = await loop.run_in_executor(None, server.check_reference, reference)
             name = upload.names.get("reference", "reference")
-            session = await server.open_session(upload.path, choice, reference, name)
+            session = await server.open_session(
+                upload.path, choice, reference, name, pixels=pixels, reference_pixels=ref_pixels
+            )
     finally:
         upload.discard()
     lim = server.limits
@@ -433,7 +437,7 @@ job_router = APIRouter()
     summary="Start colorizing a video",
     status_code=202,
     response_model=JobStatus,
-    responses=_errors(400, 403, 408, 413, 415, 422, 429, 501),
+    responses=_errors(400, 403, 408, 413, 415, 422, 429, 501, 503),
     openapi_extra=_form_body(video=True),
 )
 async def create_job(request: Request):
@@ -455,13 +459,18 @@ async def create_job(request: Request):
             hints = server.video_hints(upload.fields)
             loop = asyncio.get_running_loop()
             await loop.run_in_executor(None, server.check_video, upload.path)
-            await loop.run_in_executor(None, server.check_reference, reference)
-            job = server.jobs.start(
-                slot,
-                server.video_work(model, smoothing, reference, hints),
-                upload.path,
-                download_name=f"{upload.filename}_color.mp4",
-            )
+            ref_pixels = await loop.run_in_executor(None, server.check_reference, reference)
+            memory = await server.video_room(upload.path, ref_pixels)
+            try:
+                job = server.jobs.start(
+                    slot,
+                    server.video_work(model, smoothing, reference, hints, memory),
+                    upload.path,
+                    download_name=f"{upload.filename}_color.mp4",
+                )
+            except BaseException:
+                memory.release()
+                raise
     except BaseException:
         upload.discard()
         raise

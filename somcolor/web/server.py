@@ -8,6 +8,7 @@ which the app answers as JSON.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib
 import inspect
@@ -29,6 +30,16 @@ from ..exceptions import SomcolorError
 from ..io import IMAGE_FORMATS
 from .hinting import hint_points
 from .jobs import JobManager
+from .memory import (
+    MIB,
+    MemoryBudget,
+    OverBudget,
+    can_measure,
+    photo_bytes,
+    session_bytes,
+    tree_bytes,
+    video_bytes,
+)
 from .sessions import Session, SessionRegistry
 from .settings import Limits
 from .uploads import (
@@ -45,6 +56,8 @@ from .workers import PhotoResult, PhotoWorkers, SessionWorkers, Stopped
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_NAME = "default"
+#: ``Retry-After`` of a request refused for memory, in seconds.
+MEMORY_RETRY_AFTER_S = 10
 
 
 @dataclass
@@ -201,6 +214,11 @@ class Server:
             ttl_s=limits.hint_session_ttl_s,
             close=self._drop_session,
         )
+        self.memory = MemoryBudget(
+            limits.memory_budget_bytes,
+            measure=tree_bytes if can_measure() else self.sessions.total_bytes,
+            groups={"photos": limits.image_workers, "sessions": limits.hint_workers},
+        )
         self.reference_error = _reference_support()
         self.jobs = JobManager(self.folder, max_jobs=limits.max_jobs, ttl_s=limits.result_ttl_s)
         self.video, self.video_error = _import_video()
@@ -211,6 +229,28 @@ class Server:
         self._uploading = 0
         # Warm up: load numba's cached kernels now rather than in the first video.
         self.models[DEFAULT_MODEL_NAME].model.colorize(np.zeros((8, 8), np.uint8))
+        self._check_budget()
+
+    def _check_budget(self) -> None:
+        """Log what the memory budget can and cannot see, once, at the start."""
+        budget = self.limits.memory_budget_bytes
+        if budget is None:
+            return
+        if not can_measure():
+            log.warning(
+                "memory budget: this system does not show processes' memory (no /proc): "
+                "only hint sessions and the work in flight are counted"
+            )
+            return
+        used = self.memory.measured()
+        log.info("memory budget: %.0f MiB, %.0f MiB in use at the start", budget / MIB, used / MIB)
+        if used > budget:
+            log.warning(
+                "memory budget: the server already holds %.0f MiB, more than its budget of "
+                "%.0f MiB: hint sessions, photos and video jobs will be refused",
+                used / MIB,
+                budget / MIB,
+            )
 
     def close(self) -> None:
         """Stop the workers and delete the private folder with everything in it."""
@@ -361,10 +401,13 @@ class Server:
             f"not a photo ({', '.join(IMAGE_FORMATS)}) or a video this server can read",
         )
 
-    def check_photo(self, path: Path) -> None:
-        """Refuse an upload that is not a photo (judged by content; in a thread)."""
+    def check_photo(self, path: Path) -> int:
+        """Refuse an upload that is not a photo (judged by content; in a thread); its
+        pixels."""
         if self.identify(path) == "video":
             raise UploadError(415, "video_not_photo", "this is a video: send it to POST /api/jobs")
+        width, height = image_size(path, self.limits.max_pixels)
+        return width * height
 
     async def colorize_photo(
         self,
@@ -374,10 +417,13 @@ class Server:
         *,
         points: list | None = None,
         reference: Path | None = None,
+        pixels: int = 0,
+        reference_pixels: int = 0,
     ):
-        """Colorize a checked photo in a worker process, within ``photo_timeout_s``, with
-        the hints ``points`` (checked against the photo in the worker) and colours from
-        the ``reference`` photo (checked by :meth:`check_reference`).
+        """Colorize a checked photo of ``pixels`` in a worker process, within
+        ``photo_timeout_s``, with the hints ``points`` (checked against the photo in the
+        worker) and colours from the ``reference`` photo (checked by
+        :meth:`check_reference`), within the memory budget (:meth:`room`).
 
         ``disconnected`` is an async callable (``request.is_disconnected``). Raises
         :class:`~.workers.Stopped` if the client leaves, and :class:`UploadError` 503
@@ -386,13 +432,53 @@ class Server:
         limit = self.limits.photo_timeout_s
         ref = None if reference is None else str(reference)
         task = ("colorize", str(path), *choice, self.limits.max_pixels, points, ref)
-        try:
-            reply = await self.photos.run(task, timeout=limit, disconnected=disconnected)
-        except Stopped as exc:
-            if exc.why == "timeout":
-                raise _timeout(limit) from None
-            raise
+        need = photo_bytes(pixels, reference_pixels)
+        with await self.room(need, "a photo", group="photos"):
+            try:
+                reply = await self.photos.run(task, timeout=limit, disconnected=disconnected)
+            except Stopped as exc:
+                if exc.why == "timeout":
+                    raise _timeout(limit) from None
+                raise
         return PhotoResult(*self._unpack(reply))
+
+    # ------------------------------------------------------------------ memory
+    async def room(self, nbytes: int, what: str, *, group: str | None = None):
+        """A :class:`~.memory.Reservation` of ``nbytes`` for ``what`` within the memory
+        budget. When it does not fit, the least recently used hint sessions serving no
+        request are closed (their ids then get 410), one at a time, each waited for in
+        its worker; when none is left, 503 ``memory_budget`` with ``Retry-After``."""
+        while True:
+            try:
+                return self.memory.reserve(nbytes, group)
+            except OverBudget as exc:
+                session = self.sessions.oldest_idle()
+                if session is None:
+                    raise UploadError(
+                        503,
+                        "memory_budget",
+                        f"the server's memory is taken ({exc.used / MIB:.0f} of its budget of "
+                        f"{exc.budget / MIB:.0f} MiB in use; {what} needs about "
+                        f"{exc.need / MIB:.0f} MiB); try again in a moment",
+                        retry_after=MEMORY_RETRY_AFTER_S,
+                    ) from None
+            why = "closed to make room in the server's memory budget"
+            if self.sessions.evict(session.id, why) is not None:
+                log.info("hint session closed for %s: over the memory budget", what)
+                await self._free(session)
+            self.memory.measure_again()
+
+    async def _free(self, session: Session) -> None:
+        """Free a session's memory in its worker and wait until it is done."""
+        try:
+            await self.hints.run(
+                session.slot,
+                ("drop", session.id),
+                generation=session.generation,
+                timeout=self.limits.hint_timeout_s,
+            )
+        except (Stopped, RuntimeError):  # the worker was stopped: its memory went with it
+            pass
 
     def _unpack(self, reply: tuple) -> list:
         """A worker's ``("ok", ...)`` reply's values; its refusals raised as such."""
@@ -421,11 +507,12 @@ class Server:
         """The points of a request whose body is the hints JSON."""
         return self.points(await self.receive_json(request, MAX_HINTS_BYTES))
 
-    def check_reference(self, path: Path | None) -> None:
+    def check_reference(self, path: Path | None) -> int:
         """Refuse a reference that is not a photo of an accepted format and size (by
-        content): 415, 413 over the pixel limit, 422 damaged; 501 without support."""
+        content): 415, 413 over the pixel limit, 422 damaged; 501 without support.
+        Its pixels (0 without a reference)."""
         if path is None:
-            return
+            return 0
         try:
             size = image_size(path, self.limits.max_pixels)
         except UploadError as exc:
@@ -438,23 +525,33 @@ class Server:
             )
         if self.reference_error is not None:
             raise UploadError(501, "no_reference", self.reference_error)
+        return size[0] * size[1]
 
     async def open_session(
-        self, path: Path, choice: tuple[str, str], reference: Path | None, reference_name: str
+        self,
+        path: Path,
+        choice: tuple[str, str],
+        reference: Path | None,
+        reference_name: str,
+        *,
+        pixels: int = 0,
+        reference_pixels: int = 0,
     ) -> Session:
-        """Open a hint session over a checked photo in the least busy hint worker,
-        within ``photo_timeout_s``; the least recently used session beyond
-        ``max_hint_sessions`` is closed."""
+        """Open a hint session over a checked photo of ``pixels`` in the least busy hint
+        worker, within ``photo_timeout_s`` and the memory budget (:meth:`room`); the
+        least recently used session beyond ``max_hint_sessions`` is closed."""
         lim = self.limits
-        counts = self.sessions.counts(self.hints.size)
-        slot = counts.index(min(counts))
-        session_id = self.sessions.new_id()
-        ref = None if reference is None else str(reference)
-        task = ("open", session_id, str(path), *choice, lim.max_pixels, lim.preview_side, ref)
-        try:
-            reply, generation = await self.hints.run(slot, task, timeout=lim.photo_timeout_s)
-        except Stopped:
-            raise _timeout(lim.photo_timeout_s) from None
+        need = session_bytes(pixels, reference_pixels)
+        with await self.room(need, "a hint session", group="sessions"):
+            counts = self.sessions.counts(self.hints.size)
+            slot = counts.index(min(counts))
+            session_id = self.sessions.new_id()
+            ref = None if reference is None else str(reference)
+            task = ("open", session_id, str(path), *choice, lim.max_pixels, lim.preview_side, ref)
+            try:
+                reply, generation = await self.hints.run(slot, task, timeout=lim.photo_timeout_s)
+            except Stopped:
+                raise _timeout(lim.photo_timeout_s) from None
         shape, preview_shape, nbytes = self._unpack(reply)
         session = Session(
             session_id,
@@ -473,22 +570,22 @@ class Server:
     async def in_session(self, session_id: str, task: tuple, disconnected):
         """Run ``(kind, *args)`` on session ``session_id`` in its worker, within
         ``hint_timeout_s``; 404/410 for an unknown or closed session."""
-        session = self.sessions.get(session_id)
         limit = self.limits.hint_timeout_s
         kind, *args = task
-        try:
-            reply, _ = await self.hints.run(
-                session.slot,
-                (kind, session.id, *args),
-                generation=session.generation,
-                timeout=limit,
-                disconnected=disconnected,
-            )
-        except Stopped as exc:
-            if exc.why == "timeout":
-                self.sessions.lost(session.id, "lost: its worker was stopped at a deadline")
-                raise _timeout(limit) from None
-            raise
+        with self.sessions.using(session_id) as session:
+            try:
+                reply, _ = await self.hints.run(
+                    session.slot,
+                    (kind, session.id, *args),
+                    generation=session.generation,
+                    timeout=limit,
+                    disconnected=disconnected,
+                )
+            except Stopped as exc:
+                if exc.why == "timeout":
+                    self.sessions.lost(session.id, "lost: its worker was stopped at a deadline")
+                    raise _timeout(limit) from None
+                raise
         if reply[:3] == ("refused", 410, "session_expired"):
             self.sessions.lost(session.id)
         return self._unpack(reply)
@@ -514,14 +611,32 @@ class Server:
                 415, "photo_not_video", "this is a photo: send it to POST /api/colorize"
             )
 
-    def video_work(self, model, smoothing: float, reference: Path | None = None, hints=None):
+    async def video_room(self, path: Path, reference_pixels: int = 0):
+        """A :meth:`room` reservation for a video job over the checked video at ``path``
+        (its frames' size from its header), and a reference photo of ``reference_pixels``."""
+        loop = asyncio.get_running_loop()
+        width, height = await loop.run_in_executor(None, self.video.frame_size, path)
+        need = video_bytes(width * height, reference_pixels)
+        return await self.room(need, "a video job")
+
+    def video_work(
+        self, model, smoothing: float, reference: Path | None = None, hints=None, memory=None
+    ):
         """A job's ``work(src, dst, progress, cancel)``: colorize the video within the
         limits (with the model adapted to the ``reference`` photo, which the job then
-        deletes, and the ``hints`` on key frames), return its summary."""
+        deletes, and the ``hints`` on key frames), return its summary. ``memory``, a
+        :class:`~.memory.Reservation`, is released when the work ends."""
         colorize_video = self.video.colorize_video
         lim = self.limits
 
         def work(src: Path, dst: Path, progress, cancel) -> dict:
+            try:
+                return run(src, dst, progress, cancel)
+            finally:
+                if memory is not None:
+                    memory.release()
+
+        def run(src: Path, dst: Path, progress, cancel) -> dict:
             adapted = model
             if reference is not None:
                 try:

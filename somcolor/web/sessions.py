@@ -7,8 +7,10 @@ process, holds what the server needs to route and bound them: the worker it live
 the photo's size, and when it was last used. At most ``max_sessions`` are held, and
 at most ``max_bytes`` of memory (as the workers measured each session when it
 opened); opening one more closes the least recently used ones (never the new one),
-and a session unused for ``ttl_s``
-seconds is closed by :meth:`SessionRegistry.sweep`. Ids are random
+and a session unused for ``ttl_s`` seconds is closed by :meth:`SessionRegistry.sweep`.
+Sessions are also what the server's memory budget gives back first: work that does
+not fit closes the least recently used session not serving a request
+(:meth:`SessionRegistry.oldest_idle`, :meth:`SessionRegistry.evict`). Ids are random
 (``secrets.token_urlsafe``, 128 bits): knowing one is what lets a client use a
 session. Closed ids are remembered a while, to answer 410 rather than 404.
 
@@ -21,6 +23,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .uploads import UploadError
@@ -39,6 +42,7 @@ class Session:
     nbytes: int  #: memory the worker holds for it, as it measured
     reference: str | None  #: the reference photo's name, when its colours came from one
     used: float  #: clock time of its last use
+    busy: int = 0  #: requests it is serving now
 
 
 class SessionRegistry:
@@ -112,6 +116,38 @@ class SessionRegistry:
         if why is not None:
             raise UploadError(410, "session_expired", f"this photo's hint session was {why}")
         raise UploadError(404, "unknown_session", "no such hint session")
+
+    @contextmanager
+    def using(self, session_id: str):
+        """The session (as :meth:`get`), counted busy inside the ``with``: the memory
+        budget does not close a session while it serves a request."""
+        session = self.get(session_id)
+        with self._lock:
+            session.busy += 1
+        try:
+            yield session
+        finally:
+            with self._lock:
+                session.busy -= 1
+
+    def oldest_idle(self) -> Session | None:
+        """The least recently used session serving no request, or None."""
+        with self._lock:
+            return next((s for s in self._sessions.values() if not s.busy), None)
+
+    def evict(self, session_id: str, why: str) -> Session | None:
+        """Forget the session (its id then gets 410 with ``why``) without freeing its
+        worker's copy: the caller does, and waits for it. None if it was gone."""
+        with self._lock:
+            session = self._sessions.pop(session_id, None)
+            if session is not None:
+                self._forget(session_id, why)
+        return session
+
+    def total_bytes(self) -> int:
+        """Memory the sessions held, as their workers measured each when it opened."""
+        with self._lock:
+            return sum(s.nbytes for s in self._sessions.values())
 
     def lost(self, session_id: str, why: str = "lost: its worker was restarted") -> None:
         """Forget a session its worker no longer holds."""

@@ -7,9 +7,16 @@ the defaults without FastAPI installed.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from urllib.parse import urlsplit
 
 MIB = 1 << 20
 GIB = 1 << 30
+
+#: ``somcolor serve --memory-budget``'s default, in MiB: the default limits with 8 hint
+#: sessions open and photos in work fit in it (docs/web.md, "Memory budget"). A
+#: :class:`Limits` made in Python has no budget unless given one (the budget measures
+#: the whole process tree, which in another program holds more than the app).
+SERVE_MEMORY_BUDGET_MIB = 1536
 
 #: Host names every server answers to: the machine itself.
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -37,6 +44,38 @@ def trusted_hosts(bound_host: str = "127.0.0.1", extra=()) -> tuple[str, ...]:
         if name and name not in out:
             out.append(name)
     return tuple(out)
+
+
+def public_origin(text: str) -> str:
+    """``text`` checked as an origin a browser sends: ``scheme://host[:port]``, lower
+    case, ``http`` or ``https``, no path; a default port is left out, as browsers do.
+
+    >>> public_origin("https://Photos.Example.org:443/")
+    'https://photos.example.org'
+    >>> public_origin("photos.example.org")
+    Traceback (most recent call last):
+    ...
+    ValueError: public origin: got 'photos.example.org', expected http(s)://host[:port]
+    """
+    expected = "expected http(s)://host[:port]"
+    try:
+        parts = urlsplit(text.strip())
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"public origin: got {text[:80]!r}, {expected}") from None
+    if (
+        parts.scheme.lower() not in ("http", "https")
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
+        raise ValueError(f"public origin: got {text[:80]!r}, {expected}")
+    scheme, host = parts.scheme.lower(), parts.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    default = {"http": 80, "https": 443}[scheme]
+    return f"{scheme}://{host}" + ("" if port in (None, default) else f":{port}")
 
 
 @dataclass(frozen=True)
@@ -110,9 +149,30 @@ class Limits:
     #: Clients whose request rate is tracked; past it the least recently seen is
     #: forgotten (and starts again with a full burst).
     rate_clients: int = 10_000
+    #: Seconds a connection may take to send a request line and headers, from the moment
+    #: the server waits for them (the connection opened, or the last answer was sent);
+    #: then it is closed (408 in JSON if part of a request came). Served by
+    #: ``somcolor serve`` (:mod:`.connections`), not by other ASGI servers.
+    header_timeout_s: float = 10.0
+    #: Seconds an answer may stay unsent because the client does not read it; then the
+    #: connection is dropped (``somcolor serve`` only).
+    send_timeout_s: float = 30.0
+    #: Connections open at once; one more is closed at once (``somcolor serve`` only).
+    max_connections: int = 256
+    #: Connections open at once from one client address (an IPv6 client: its /64); one
+    #: more is closed at once (``somcolor serve`` only).
+    max_connections_per_client: int = 32
+    #: Memory the server's process tree may hold, in bytes (its proportional set size,
+    #: measured; :mod:`.memory`): a new hint session, video job or photo that would
+    #: pass it first closes the least recently used idle hint sessions, else gets 503
+    #: with ``Retry-After``. None: no budget (``somcolor serve``'s default is
+    #: :data:`SERVE_MEMORY_BUDGET_MIB` MiB).
+    memory_budget_bytes: int | None = None
 
     def __post_init__(self):
         for f in fields(self):
             value = getattr(self, f.name)
+            if value is None and f.name == "memory_budget_bytes":
+                continue
             if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"{f.name}: got {value!r}, expected a positive number")

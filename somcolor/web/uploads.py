@@ -57,13 +57,15 @@ FORM_OVERHEAD = 64 * 1024 + MAX_HINTS_BYTES
 
 
 class UploadError(Exception):
-    """A request the server refuses: an HTTP status, a short code and a message for people."""
+    """A request the server refuses: an HTTP status, a short code and a message for
+    people; ``retry_after`` (seconds) is sent as ``Retry-After`` (429s get 5 without it)."""
 
-    def __init__(self, status: int, code: str, message: str):
+    def __init__(self, status: int, code: str, message: str, *, retry_after: int | None = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
 
 @dataclass
