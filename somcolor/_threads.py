@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import os
 import threading
 
@@ -79,33 +78,3 @@ def _controller(cls):
     if not _controllers:
         _controllers.append(cls())
     return _controllers[0]
-
-
-#: Threads that share the tiles of :func:`somcolor.fused.context_uv` (None: numba's).
-_tile_threads: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "tile_threads", default=None
-)
-
-
-def tile_threads() -> int:
-    """How many threads share the matrix-product tiles of a prediction here."""
-    n = _tile_threads.get()
-    return nb.get_num_threads() if n is None else n
-
-
-@contextlib.contextmanager
-def share_tiles(n: int):
-    """Let ``n`` threads share the prediction's tiles inside, whatever numba's own
-    thread count (the tiles are claimed one at a time, so a helper that finds no free
-    core holds no one up: a video's colorizing thread can use the core the decoder
-    leaves idle).
-
-    >>> with share_tiles(2):
-    ...     tile_threads()
-    2
-    """
-    token = _tile_threads.set(max(1, int(n)))
-    try:
-        yield
-    finally:
-        _tile_threads.reset(token)

@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numba as nb
 import numpy as np
 
-from ._threads import SERIAL_BELOW, single_blas, threads_for, tile_threads
+from ._threads import SERIAL_BELOW, single_blas, threads_for
 from .network import _TILE, _layers, _output, work_items
 from .patches import _reflect
 
@@ -577,7 +577,7 @@ def context_uv(
         e /= e.sum(axis=1, keepdims=True)
 
     starts = range(0, n, CONTEXT_TILE)
-    threads = min(len(starts), tile_threads())
+    threads = min(len(starts), nb.get_num_threads())
     if work_items(n, np.asarray(sizes)) < SERIAL_BELOW:
         threads = 1
     claimed = itertools.count()  # next() on it is atomic under the GIL

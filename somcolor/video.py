@@ -47,7 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._threads import share_tiles, single_blas, threads_for
+from ._threads import single_blas, threads_for
 from .color import compose, luminance, rgb_to_luv, split_luv, to_float_rgb
 from .exceptions import SomcolorError
 from .io import atomic_write
@@ -531,12 +531,13 @@ class _Transcoder:
     def _colorize_batch(self, frames: list) -> list:
         """Colorize decoded RGB frames in order (on the colorizing thread).
 
-        numba's kernels run on this one thread: the other core decodes and encodes, and a
-        parallel region would wait for it. The prediction's tiles are shared with a
-        second thread, claimed one at a time, so it uses what the decoder leaves idle.
+        The kernels run on this one thread (BLAS too, held at one thread for the batch):
+        the other core decodes and encodes, and a parallel region would wait for it.
+        (Sharing the prediction's tiles with a second thread was measured not to pay:
+        the encoder's threads keep the other core busy.)
         """
         out = []
-        with threads_for(0), share_tiles(2), single_blas():
+        with threads_for(0), single_blas():
             for rgb in frames:
                 out.append(
                     colorize_frame(self.model, rgb, self.smoother, self.plan, self.colored)[::2]
