@@ -36,7 +36,7 @@ from pathlib import Path
 
 from somcolor.paths import RAW_DIR, RESULTS_DIR
 
-from .report import provenance
+from .report import cpu_name, provenance
 
 
 @dataclass
@@ -214,15 +214,7 @@ def _row(what: str, files: int, r: dict, command: str) -> dict:
 
 # ---------------------------------------------------------------------------- report
 def machine() -> dict:
-    cpu = "?"
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     return {
         "cpu": cpu,
         "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,

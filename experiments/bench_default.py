@@ -58,6 +58,8 @@ from somcolor import datasets
 from somcolor.io import read_image
 from somcolor.paths import RESULTS_DIR
 
+from .report import cpu_name
+
 PHOTO = "test/100007.jpg"
 TWELVE_MP = (3000, 4000)  #: rows, columns
 REFERENCE = ("test/100039.jpg", PHOTO)  #: the reference, then the photo coloured
@@ -354,17 +356,6 @@ def row_quality(summary_csv: Path = COMPARE_SUMMARY) -> dict | None:
 
 
 # ---------------------------------------------------------------------------- report
-def _cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` says."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _blas() -> list[str]:
     """The BLAS libraries numpy uses, with their threads (threadpoolctl)."""
     from threadpoolctl import threadpool_info
@@ -379,7 +370,7 @@ def _blas() -> list[str]:
 
 def _machine() -> dict:
     return {
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
         "blas": _blas(),
         "cpus": len(os.sched_getaffinity(0)),
         "load_1min": os.getloadavg()[0],

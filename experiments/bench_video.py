@@ -50,6 +50,8 @@ from somcolor.predict import Predictor
 from somcolor.temporal import TemporalSmoother
 from somcolor.video import VIDEO_MODEL, frame_luminance
 
+from .report import cpu_name
+
 
 @dataclass
 class BenchConfig:
@@ -237,15 +239,7 @@ def bench_size(size, model, config: BenchConfig, folder: Path) -> dict:
 
 
 def _machine() -> dict:
-    cpu = "?"
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_name()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     from threadpoolctl import threadpool_info
 
