@@ -56,7 +56,7 @@ class _Model:
         self.temperature = 0.38
 
 
-def _fused(L, spec, model, decoder, r0=0, r1=None):
+def _fused(L, spec, model, decoder, r0=0, r1=None, proba=None):
     prep = _Prepared(L, spec)
     weights, biases, sizes = pack(model.coefs, model.intercepts)
     palette = model.codebook[model.classes].astype(np.float32)
@@ -76,6 +76,7 @@ def _fused(L, spec, model, decoder, r0=0, r1=None):
         palette,
         r0,
         r1,
+        proba,
     )
 
 
@@ -155,25 +156,8 @@ def test_fused_kernel_matches_with_the_default_model(default_model, shape, decod
 
 def _fused_proba(L, spec, model, decoder):
     """The fused kernel's UV, columns and probabilities."""
-    prep = _Prepared(L, spec)
     proba = np.empty((L.size, len(model.classes)), np.float32)
-    weights, biases, sizes = pack(model.coefs, model.intercepts)
-    uv, top = context_uv(
-        prep.L,
-        spec,
-        prep.levels,
-        prep.stats,
-        model.mean,
-        model.scale,
-        weights,
-        biases,
-        sizes,
-        False,
-        MODES[decoder],
-        model.temperature,
-        model.codebook[model.classes].astype(np.float32),
-        proba=proba,
-    )
+    uv, top = _fused(L, spec, model, decoder, proba=proba)
     return uv, top, proba
 
 
