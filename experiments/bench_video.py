@@ -136,6 +136,14 @@ def _rss_mb() -> float:
         return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
+def _encoder(out, rate, width: int, height: int, config: BenchConfig):
+    """An x264 stream of ``out`` with the settings ``colorize_video`` is given."""
+    options = {"crf": str(config.crf), "preset": config.preset}
+    stream = out.add_stream("libx264", rate=rate, options=options)
+    stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+    return stream
+
+
 def _stages(clip: Path, model, config: BenchConfig) -> dict:
     """Seconds per frame of each stage, on the clip's first frames."""
     import av
@@ -167,9 +175,7 @@ def _stages(clip: Path, model, config: BenchConfig) -> dict:
             timings[name] += b - a
     h, w = frames[0].shape[:2]
     with tempfile.TemporaryFile() as fh, av.open(fh, "w", format="mp4") as out:
-        options = {"crf": str(config.crf), "preset": config.preset}
-        stream = out.add_stream("libx264", rate=Fraction(config.rate), options=options)
-        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream = _encoder(out, Fraction(config.rate), w, h, config)
         t0 = time.perf_counter()
         for i, rgb in enumerate(outs):
             frame = av.VideoFrame.from_ndarray(rgb, "rgb24").reformat(format="yuv420p")
@@ -189,9 +195,7 @@ def floor_seconds(clip: Path, out_path: Path, config: BenchConfig) -> float:
     with av.open(str(clip)) as inp, av.open(str(out_path), "w") as out:
         video = inp.streams.video[0]
         video.codec_context.thread_type = "AUTO"
-        options = {"crf": str(config.crf), "preset": config.preset}
-        stream = out.add_stream("libx264", rate=video.average_rate, options=options)
-        stream.width, stream.height, stream.pix_fmt = video.width, video.height, "yuv420p"
+        stream = _encoder(out, video.average_rate, video.width, video.height, config)
         for frame in inp.decode(video):
             rgb = (frame.to_ndarray(format="rgb24") * tint).astype(np.uint8)
             oframe = av.VideoFrame.from_ndarray(rgb, "rgb24").reformat(format="yuv420p")

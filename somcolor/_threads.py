@@ -42,6 +42,7 @@ def threads_for(n_items: int):
 _blas_lock = threading.Lock()
 _blas_users = 0
 _blas_limit = None
+_blas_controller = None  #: threadpoolctl's, made once (finding the BLAS libraries: ~0.4 ms)
 
 
 @contextlib.contextmanager
@@ -53,12 +54,14 @@ def single_blas():
     >>> with single_blas():
     ...     pass
     """
-    global _blas_users, _blas_limit
+    global _blas_users, _blas_limit, _blas_controller
     from threadpoolctl import ThreadpoolController
 
     with _blas_lock:
         if _blas_users == 0:
-            _blas_limit = _controller(ThreadpoolController).limit(limits=1, user_api="blas")
+            if _blas_controller is None:
+                _blas_controller = ThreadpoolController()
+            _blas_limit = _blas_controller.limit(limits=1, user_api="blas")
         _blas_users += 1
     try:
         yield
@@ -68,13 +71,3 @@ def single_blas():
             if _blas_users == 0:
                 _blas_limit.restore_original_limits()
                 _blas_limit = None
-
-
-_controllers: list = []
-
-
-def _controller(cls):
-    """One threadpoolctl controller per process (finding the BLAS libraries takes ~0.4 ms)."""
-    if not _controllers:
-        _controllers.append(cls())
-    return _controllers[0]

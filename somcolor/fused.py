@@ -417,11 +417,13 @@ _POOL_LOCK = threading.Lock()
 
 
 def _pool() -> ThreadPoolExecutor:
-    """The threads that share :func:`context_uv`'s tiles (one per numba thread)."""
+    """The threads that share :func:`context_uv`'s tiles with its caller (one per numba
+    thread beyond the caller's)."""
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = ThreadPoolExecutor(nb.config.NUMBA_NUM_THREADS, "somcolor-tiles")
+            helpers = max(1, nb.config.NUMBA_NUM_THREADS - 1)
+            _POOL = ThreadPoolExecutor(helpers, "somcolor-tiles")
         return _POOL
 
 
@@ -519,7 +521,6 @@ def context_uv(
         w_at += n_in * n_out
         b_at += n_out
     palette = np.ascontiguousarray(palette, dtype=np.float32)
-    # The decoded UV's numerator and denominator as one product: exp(shifted) @ [palette | 1].
     palette_one = np.ascontiguousarray(np.hstack([palette, np.ones((len(palette), 1), np.float32)]))
     inverse_temperature = np.float32(1 / temperature if mode == 2 else 1)
     n = (r1 - r0) * W
@@ -572,8 +573,9 @@ def context_uv(
         if mode == 1:  # the probabilities are e over its sum
             e /= sums[:, 2:]
             return
-        _shift_logits(x, size, np.float32(1), e, top, p0)
-        np.exp(e, out=e)
+        if mode == 2:  # e is p ** (1 / T): the logits shifted again, at T = 1
+            _shift_logits(x, size, np.float32(1), e, top, p0)
+        np.exp(e, out=e)  # (mode 0: e is the shifted logits, not yet exponentiated)
         e /= e.sum(axis=1, keepdims=True)
 
     starts = range(0, n, CONTEXT_TILE)

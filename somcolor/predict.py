@@ -380,24 +380,25 @@ class Predictor:
 
     def _work_prediction(self, L_work: np.ndarray, proba: bool):
         """``(uv (h * w, 2) float32, top, proba or None)`` of a working-size L: the decoded
-        chroma before smoothing (the fused kernel), and the probabilities if asked for.
+        chroma before smoothing (the fused kernel), and the probabilities if asked for
+        (from the same pass where the kernel gives them: a softmax context model).
         :class:`~somcolor.model.Model` blends here when it carries a reference match."""
+        probabilities = None
         if proba and not self.feature_spec.patch_only and self.out_activation != "logistic":
-            # One pass over the tiles gives both (the context kernel's matrix products).
-            h, w = L_work.shape
-            probabilities = np.empty((h * w, len(self.classes)), np.float32)
-            prepared = _Prepared(L_work, self.feature_spec)
-            uv, top = self._context_rows(prepared, 0, h, proba=probabilities)
-            return uv, top, probabilities
-        uv, top = self._work_uv(L_work)
-        return uv, top, (self._proba_at(L_work)[0] if proba else None)
+            probabilities = np.empty((L_work.size, len(self.classes)), np.float32)
+        uv, top = self._work_uv(L_work, probabilities)
+        if proba and probabilities is None:
+            probabilities = self._proba_at(L_work)[0]
+        return uv, top, probabilities
 
-    def _work_uv(self, L_work: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _work_uv(self, L_work: np.ndarray, proba=None) -> tuple[np.ndarray, np.ndarray]:
         """UV ``(h * w, 2)`` float32 and the most probable column of every pixel of a
-        working-size L, through the fused kernel of the model's features."""
+        working-size L, through the fused kernel of the model's features (the context
+        kernel also fills ``proba``, ``(h * w, n_classes)`` float32, when given)."""
         if self.feature_spec.patch_only:
             return self._uv_rows(L_work, 0, L_work.shape[0], 0, L_work.shape[0])
-        return self._context_rows(_Prepared(L_work, self.feature_spec), 0, L_work.shape[0])
+        prepared = _Prepared(L_work, self.feature_spec)
+        return self._context_rows(prepared, 0, L_work.shape[0], proba)
 
     def _colorize_rows(self, image) -> tuple[np.ndarray, int]:
         """Full resolution, no smoothing: each block of rows goes from the input to RGB
